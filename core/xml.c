@@ -1,56 +1,769 @@
-/* Stub: the implementation follows. */
 #include "core/xml.h"
 
 #include "core/err.h"
 
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+/* Debian's expat is built with XML_DTD, but expat.h only declares the billion-laughs and
+   allocation-tracker setters when the including code defines it too. */
+#ifndef XML_DTD
+#define XML_DTD 1
+#endif
+#include <expat.h>
+
+/* Separator between namespace URI, local name and prefix in the names expat reports. U+0001 is
+   not an XML 1.0 character (not even as a reference), so no URI or name can contain it. */
+#define NS_SEP '\x01'
+
+/* expat is fed at most this much per call, so a peer cannot make it buffer one huge token before
+   the limits below are checked between slices. */
+#define FEED_SLICE 16384
+
+struct xml_parser {
+    XML_Parser x;
+    xml_handler_t handler;
+    void *ctx;
+
+    stanza_arena_t *arena;
+    stanza_mark_t header_mark; /* arena position just above the stream header */
+    stanza_t *header;
+    stanza_t *cur;       /* innermost open element of the current stanza */
+    buf_t text;          /* character data not yet attached to cur */
+    unsigned depth;      /* open elements, the stream header included */
+    stanza_nsdecl_t *pd; /* declarations for the next start tag (max_attrs of them) */
+    unsigned npd;
+
+    uint32_t max_stanza, max_buffered, max_depth, max_attrs, max_name;
+
+    /* Stream byte offsets since the last reset, the frame of XML_GetCurrentByteIndex(). */
+    uint64_t fed;          /* bytes handed to expat */
+    uint64_t stanza_start; /* first byte of the open depth-1 element */
+    uint64_t boundary;     /* end of the last thing that completed outside a stanza */
+    uint64_t pause_end;    /* end of the event the handler paused at */
+    size_t held;           /* bytes expat still holds after a pause */
+    bool paused;
+    bool closed;
+
+    xml_reason_t reason;
+    const char *detail;
+    int err;
+
+    size_t expat_bytes;
+    uint64_t mallocs;
+    uint64_t stanzas;
+};
+
+/* ---- expat's allocations, counted per parser ---- */
+
+/* Each block carries its owner and size, so realloc/free account to the right parser; malloc
+   learns its owner from the thread, set around every expat call. */
+typedef struct {
+    xml_parser_t *owner;
+    size_t size;
+} mhdr_t;
+
+static _Thread_local xml_parser_t *tl_owner;
+
+static void *mm_malloc(size_t n)
+{
+    mhdr_t *h = malloc(sizeof(*h) + n);
+    if (!h)
+        return NULL;
+    h->owner = tl_owner;
+    h->size = n;
+    if (h->owner) {
+        h->owner->expat_bytes += n;
+        h->owner->mallocs++;
+    }
+    return h + 1;
+}
+
+static void *mm_realloc(void *ptr, size_t n)
+{
+    if (!ptr)
+        return mm_malloc(n);
+    mhdr_t *h = (mhdr_t *)ptr - 1;
+    xml_parser_t *o = h->owner;
+    size_t old = h->size;
+    mhdr_t *nh = realloc(h, sizeof(*nh) + n);
+    if (!nh)
+        return NULL;
+    nh->size = n;
+    if (o) {
+        o->expat_bytes = o->expat_bytes - old + n;
+        o->mallocs++;
+    }
+    return nh + 1;
+}
+
+static void mm_free(void *ptr)
+{
+    if (!ptr)
+        return;
+    mhdr_t *h = (mhdr_t *)ptr - 1;
+    if (h->owner)
+        h->owner->expat_bytes -= h->size;
+    free(h);
+}
+
+static const XML_Memory_Handling_Suite mm_suite = {mm_malloc, mm_realloc, mm_free};
+
+/* ---- errors ---- */
+
+static const char *const reason_names[] = {
+    "none",           "not-well-formed", "unsupported-encoding", "restricted-xml",
+    "stanza-too-big", "limit",           "stream-reopen",        "out-of-memory",
+};
+
+const char *xml_reason_name(xml_reason_t r)
+{
+    return (unsigned)r < sizeof(reason_names) / sizeof(reason_names[0]) ? reason_names[r] : "?";
+}
+
+const char *xml_reason_condition(xml_reason_t r)
+{
+    switch (r) {
+    case XML_REASON_NONE:
+        return NULL;
+    case XML_REASON_NOT_WELL_FORMED:
+        return "not-well-formed";
+    case XML_REASON_UNSUPPORTED_ENCODING:
+        return "unsupported-encoding";
+    case XML_REASON_RESTRICTED:
+        return "restricted-xml";
+    case XML_REASON_STANZA_TOO_BIG:
+    case XML_REASON_LIMIT:
+        return "policy-violation";
+    case XML_REASON_STREAM_REOPEN:
+        return "invalid-xml";
+    case XML_REASON_NOMEM:
+        return "resource-constraint";
+    }
+    return "undefined-condition";
+}
+
+xml_reason_t xml_error(const xml_parser_t *p)
+{
+    return p->reason;
+}
+
+const char *xml_error_detail(const xml_parser_t *p)
+{
+    return p->detail ? p->detail : "";
+}
+
+/* Record the first error and stop expat for good (until xml_reset). */
+static void fail(xml_parser_t *p, xml_reason_t reason, const char *detail)
+{
+    if (p->reason)
+        return;
+    p->reason = reason;
+    p->detail = detail;
+    switch (reason) {
+    case XML_REASON_STANZA_TOO_BIG:
+    case XML_REASON_LIMIT:
+        p->err = FG_ELIMIT;
+        break;
+    case XML_REASON_NOMEM:
+        p->err = -ENOMEM;
+        break;
+    default:
+        p->err = FG_EPARSE;
+    }
+    XML_StopParser(p->x, XML_FALSE);
+}
+
+static void fail_errno(xml_parser_t *p, int err, const char *what)
+{
+    if (err == -ENOMEM)
+        fail(p, XML_REASON_NOMEM, what);
+    else
+        fail(p, XML_REASON_STANZA_TOO_BIG, what);
+}
+
+/* Translate expat's verdict once, here. */
+static void fail_expat(xml_parser_t *p)
+{
+    enum XML_Error code = XML_GetErrorCode(p->x);
+    const char *detail = XML_ErrorString(code);
+    switch (code) {
+    case XML_ERROR_NO_MEMORY:
+        fail(p, XML_REASON_NOMEM, detail);
+        break;
+    case XML_ERROR_UNDEFINED_ENTITY:
+    case XML_ERROR_RECURSIVE_ENTITY_REF:
+    case XML_ERROR_BINARY_ENTITY_REF:
+    case XML_ERROR_ATTRIBUTE_EXTERNAL_ENTITY_REF:
+    case XML_ERROR_EXTERNAL_ENTITY_HANDLING:
+    case XML_ERROR_ASYNC_ENTITY:
+    case XML_ERROR_PARAM_ENTITY_REF:
+    case XML_ERROR_ENTITY_DECLARED_IN_PE:
+    case XML_ERROR_NOT_STANDALONE:
+    case XML_ERROR_AMPLIFICATION_LIMIT_BREACH:
+        fail(p, XML_REASON_RESTRICTED, detail);
+        break;
+    case XML_ERROR_UNKNOWN_ENCODING:
+    case XML_ERROR_INCORRECT_ENCODING:
+        fail(p, XML_REASON_UNSUPPORTED_ENCODING, detail);
+        break;
+    default:
+        fail(p, XML_REASON_NOT_WELL_FORMED, detail);
+    }
+}
+
+/* ---- positions and limits ---- */
+
+static uint32_t size_limit(const xml_parser_t *p)
+{
+    return p->max_stanza < p->max_buffered ? p->max_stanza : p->max_buffered;
+}
+
+static uint64_t event_end(const xml_parser_t *p)
+{
+    XML_Index i = XML_GetCurrentByteIndex(p->x);
+    int n = XML_GetCurrentByteCount(p->x);
+    return (uint64_t)(i < 0 ? 0 : i) + (uint64_t)(n < 0 ? 0 : n);
+}
+
+/* A stanza grows past the maximum: stop before it takes more memory. */
+static bool check_stanza_size(xml_parser_t *p, uint64_t end)
+{
+    if (end - p->stanza_start <= size_limit(p))
+        return true;
+    fail(p, XML_REASON_STANZA_TOO_BIG, "stanza over the size limit");
+    return false;
+}
+
+/* ---- events ---- */
+
+static bool inactive(const xml_parser_t *p)
+{
+    return p->reason || p->paused;
+}
+
+static void emit(xml_parser_t *p, xml_event_type_t type, const stanza_t *el, size_t bytes,
+                 uint64_t end)
+{
+    xml_event_t ev = {.type = type, .el = el, .bytes = bytes};
+    if (p->handler(p->ctx, &ev) == XML_CB_STOP && !p->paused) {
+        p->paused = true;
+        p->pause_end = end;
+        XML_StopParser(p->x, XML_TRUE);
+    }
+}
+
+/* Well-known namespace URIs are shared static strings, so a stanza's tree does not carry copies
+   of them. */
+static const char *const known_ns[] = {
+    STANZA_NS_SERVER,    STANZA_NS_STREAM,    STANZA_NS_DIALBACK,  STANZA_NS_STANZAS,
+    STANZA_NS_STREAMS,   STANZA_NS_TLS,       STANZA_NS_SASL,      STANZA_NS_XML,
+    STANZA_NS_CLIENT,    STANZA_NS_COMPONENT, STANZA_NS_XMPP_ERRS, STANZA_NS_DB_FEATURE,
+    STANZA_NS_BIDI_FEAT, STANZA_NS_BIDI,
+};
+
+static const char *intern_ns(xml_parser_t *p, const char *uri, size_t len)
+{
+    if (len == 0)
+        return "";
+    for (size_t i = 0; i < sizeof(known_ns) / sizeof(known_ns[0]); i++)
+        if (strncmp(known_ns[i], uri, len) == 0 && known_ns[i][len] == '\0')
+            return known_ns[i];
+    return stanza_arena_strndup(p->arena, uri, len);
+}
+
+typedef struct {
+    const char *ns, *local, *prefix;
+    size_t ns_len, local_len, prefix_len;
+} qname_t;
+
+/* Split expat's "uri\1local\1prefix", "uri\1local" or "local". */
+static void split_name(const char *s, qname_t *q)
+{
+    const char *a = strchr(s, NS_SEP);
+    if (!a) {
+        *q = (qname_t){"", s, NULL, 0, strlen(s), 0};
+        return;
+    }
+    q->ns = s;
+    q->ns_len = (size_t)(a - s);
+    q->local = a + 1;
+    const char *b = strchr(q->local, NS_SEP);
+    if (!b) {
+        q->local_len = strlen(q->local);
+        q->prefix = NULL;
+        q->prefix_len = 0;
+        return;
+    }
+    q->local_len = (size_t)(b - q->local);
+    q->prefix = b + 1;
+    q->prefix_len = strlen(q->prefix);
+}
+
+static bool check_name(xml_parser_t *p, const qname_t *q)
+{
+    if (q->local_len <= p->max_name && q->prefix_len <= p->max_name)
+        return true;
+    fail(p, XML_REASON_LIMIT, "name longer than the limit");
+    return false;
+}
+
+/* Move pending character data into a text node of the open element. */
+static bool flush_text(xml_parser_t *p)
+{
+    if (p->text.len == 0 || !p->cur)
+        return true;
+    int ret = stanza_add_text(p->arena, p->cur, (const char *)p->text.data, p->text.len);
+    buf_reset(&p->text);
+    if (ret < 0) {
+        fail_errno(p, ret, "stanza tree over the memory limit");
+        return false;
+    }
+    return true;
+}
+
+static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
+{
+    xml_parser_t *p = ud;
+    if (inactive(p))
+        return;
+    if (p->npd >= p->max_attrs) {
+        fail(p, XML_REASON_LIMIT, "too many attributes");
+        return;
+    }
+    size_t plen = prefix ? strlen(prefix) : 0;
+    if (plen > p->max_name) {
+        fail(p, XML_REASON_LIMIT, "name longer than the limit");
+        return;
+    }
+    stanza_nsdecl_t *d = &p->pd[p->npd];
+    d->prefix = prefix ? stanza_arena_strndup(p->arena, prefix, plen) : NULL;
+    d->uri = uri ? intern_ns(p, uri, strlen(uri)) : "";
+    if (stanza_arena_error(p->arena)) {
+        fail_errno(p, stanza_arena_error(p->arena), "stanza tree over the memory limit");
+        return;
+    }
+    p->npd++;
+}
+
+static stanza_t *build_element(xml_parser_t *p, const qname_t *q, const XML_Char **atts,
+                               unsigned natts)
+{
+    stanza_arena_t *a = p->arena;
+    stanza_t *e = stanza_arena_alloc(a, sizeof(*e));
+    if (!e)
+        return NULL;
+    memset(e, 0, sizeof(*e));
+    e->name = stanza_arena_strndup(a, q->local, q->local_len);
+    e->ns = intern_ns(p, q->ns, q->ns_len);
+    e->prefix = q->prefix ? stanza_arena_strndup(a, q->prefix, q->prefix_len) : NULL;
+    if (natts) {
+        e->attrs = stanza_arena_alloc(a, sizeof(stanza_attr_t) * natts);
+        if (!e->attrs)
+            return NULL;
+        for (unsigned i = 0; i < natts; i++) {
+            qname_t an;
+            split_name(atts[2 * i], &an);
+            if (!check_name(p, &an))
+                return NULL;
+            size_t vlen = strlen(atts[2 * i + 1]);
+            stanza_attr_t *at = &e->attrs[i];
+            at->name = stanza_arena_strndup(a, an.local, an.local_len);
+            at->ns = intern_ns(p, an.ns, an.ns_len);
+            at->prefix = an.prefix ? stanza_arena_strndup(a, an.prefix, an.prefix_len) : NULL;
+            at->value = stanza_arena_strndup(a, atts[2 * i + 1], vlen);
+            at->value_len = (uint32_t)vlen;
+        }
+        e->nattrs = e->attrs_cap = (uint16_t)natts;
+    }
+    if (p->npd) {
+        e->decls = stanza_arena_alloc(a, sizeof(stanza_nsdecl_t) * p->npd);
+        if (!e->decls)
+            return NULL;
+        memcpy(e->decls, p->pd, sizeof(stanza_nsdecl_t) * p->npd);
+        e->ndecls = e->decls_cap = (uint16_t)p->npd;
+    }
+    return stanza_arena_error(a) ? NULL : e;
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+    xml_parser_t *p = ud;
+    if (inactive(p))
+        return;
+    unsigned level = p->depth; /* 0: the header, 1: a stanza, 2+: inside one */
+    if (level == 1)
+        p->stanza_start = (uint64_t)XML_GetCurrentByteIndex(p->x);
+    uint64_t end = event_end(p);
+    if (level >= 1 && !check_stanza_size(p, end))
+        return;
+    if (level > p->max_depth) {
+        fail(p, XML_REASON_LIMIT, "elements nested deeper than the limit");
+        return;
+    }
+    qname_t q;
+    split_name(name, &q);
+    if (!check_name(p, &q))
+        return;
+    if (level >= 1 && q.local_len == 6 && memcmp(q.local, "stream", 6) == 0 &&
+        q.ns_len == sizeof(STANZA_NS_STREAM) - 1 && memcmp(q.ns, STANZA_NS_STREAM, q.ns_len) == 0) {
+        fail(p, XML_REASON_STREAM_REOPEN, "stream header inside the stream");
+        return;
+    }
+    unsigned natts = 0;
+    while (atts[2 * natts])
+        natts++;
+    if (natts + p->npd > p->max_attrs) {
+        fail(p, XML_REASON_LIMIT, "too many attributes");
+        return;
+    }
+    if (level >= 2 && !flush_text(p))
+        return;
+    stanza_t *e = build_element(p, &q, atts, natts);
+    p->npd = 0;
+    if (!e) {
+        if (!p->reason)
+            fail_errno(p, stanza_arena_error(p->arena), "stanza tree over the memory limit");
+        return;
+    }
+    p->depth++;
+    if (level == 0) {
+        p->header = e;
+        p->header_mark = stanza_arena_mark(p->arena);
+        p->boundary = end;
+        emit(p, XML_EV_STREAM_OPEN, e, (size_t)XML_GetCurrentByteCount(p->x), end);
+        return;
+    }
+    if (level >= 2) {
+        e->parent = p->cur;
+        if (p->cur->last)
+            p->cur->last->next = e;
+        else
+            p->cur->first = e;
+        p->cur->last = e;
+    }
+    p->cur = e;
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+    xml_parser_t *p = ud;
+    if (p->reason)
+        return;
+    uint64_t end = event_end(p);
+    if (p->paused) {
+        /* expat still reports the end of an empty element whose start tag paused: only the
+           self-closing header <stream:stream/> can do that. */
+        if (p->depth == 1) {
+            p->depth = 0;
+            p->closed = true;
+            xml_event_t ev = {.type = XML_EV_STREAM_CLOSE, .el = NULL, .bytes = 0};
+            p->handler(p->ctx, &ev);
+        }
+        return;
+    }
+    p->depth--;
+    if (p->depth == 0) {
+        p->closed = true;
+        p->boundary = end;
+        emit(p, XML_EV_STREAM_CLOSE, NULL, (size_t)XML_GetCurrentByteCount(p->x), end);
+        return;
+    }
+    if (!check_stanza_size(p, end) || !flush_text(p))
+        return;
+    if (p->depth > 1) {
+        p->cur = p->cur->parent;
+        return;
+    }
+    stanza_t *st = p->cur;
+    p->cur = NULL;
+    p->boundary = end;
+    p->stanzas++;
+    emit(p, XML_EV_STANZA, st, (size_t)(end - p->stanza_start), end);
+    /* The stanza was borrowed until the handler returned; its memory serves the next one. */
+    stanza_arena_reset_to(p->arena, p->header_mark);
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+    xml_parser_t *p = ud;
+    if (inactive(p))
+        return;
+    uint64_t end = event_end(p);
+    if (p->depth <= 1) {
+        /* Whitespace keepalives between stanzas: nothing to keep. */
+        p->boundary = end;
+        return;
+    }
+    if (!check_stanza_size(p, end))
+        return;
+    size_t cap = p->text.cap;
+    int ret = buf_append(&p->text, s, (size_t)len);
+    if (p->text.cap != cap)
+        p->mallocs++;
+    if (ret < 0)
+        fail_errno(p, ret, "text over the size limit");
+}
+
+static void XMLCALL on_comment(void *ud, const XML_Char *data)
+{
+    fail(ud, XML_REASON_RESTRICTED, "comment (RFC 6120 §11.1)");
+}
+
+static void XMLCALL on_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+    fail(ud, XML_REASON_RESTRICTED, "processing instruction (RFC 6120 §11.1)");
+}
+
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+                               const XML_Char *pubid, int has_internal_subset)
+{
+    fail(ud, XML_REASON_RESTRICTED, "DOCTYPE (RFC 6120 §11.1)");
+}
+
+static void XMLCALL on_entity_decl(void *ud, const XML_Char *name, int pe, const XML_Char *value,
+                                   int value_len, const XML_Char *base, const XML_Char *sysid,
+                                   const XML_Char *pubid, const XML_Char *notation)
+{
+    fail(ud, XML_REASON_RESTRICTED, "entity declaration (RFC 6120 §11.1)");
+}
+
+static void XMLCALL on_skipped_entity(void *ud, const XML_Char *name, int pe)
+{
+    fail(ud, XML_REASON_RESTRICTED, "entity reference (RFC 6120 §11.1)");
+}
+
+static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Char *encoding,
+                                int standalone)
+{
+    xml_parser_t *p = ud;
+    if (inactive(p))
+        return;
+    if (encoding && strcasecmp(encoding, "UTF-8") != 0) {
+        fail(p, XML_REASON_UNSUPPORTED_ENCODING, "encoding other than UTF-8");
+        return;
+    }
+    p->boundary = event_end(p);
+}
+
+/* Everything XML_ParserReset forgets. 0 or -errno. */
+static int configure(xml_parser_t *p)
+{
+    XML_Parser x = p->x;
+    unsigned long salt;
+    ssize_t n = getrandom(&salt, sizeof(salt), 0);
+    if (n != (ssize_t)sizeof(salt))
+        return n < 0 ? -errno : -EIO;
+    XML_SetHashSalt(x, salt);
+    XML_SetUserData(x, p);
+    XML_SetReturnNSTriplet(x, XML_TRUE);
+    XML_SetElementHandler(x, on_start, on_end);
+    XML_SetCharacterDataHandler(x, on_text);
+    XML_SetNamespaceDeclHandler(x, on_ns_start, NULL);
+    XML_SetCommentHandler(x, on_comment);
+    XML_SetProcessingInstructionHandler(x, on_pi);
+    XML_SetStartDoctypeDeclHandler(x, on_doctype);
+    XML_SetEntityDeclHandler(x, on_entity_decl);
+    XML_SetSkippedEntityHandler(x, on_skipped_entity);
+    XML_SetXmlDeclHandler(x, on_xml_decl);
+    XML_SetParamEntityParsing(x, XML_PARAM_ENTITY_PARSING_NEVER);
+    /* Deferral would hold back the callbacks of a stanza split across reads until more bytes
+       arrive; our own size limits bound the re-parse cost it protects against. */
+    XML_SetReparseDeferralEnabled(x, XML_FALSE);
+    /* No DTD gets this far, but keep expat's own amplification guards tight regardless. */
+    XML_SetBillionLaughsAttackProtectionMaximumAmplification(x, 10.0f);
+    XML_SetBillionLaughsAttackProtectionActivationThreshold(x, 65536);
+    XML_SetAllocTrackerMaximumAmplification(x, 100.0f);
+    XML_SetAllocTrackerActivationThreshold(x, 1u << 20);
+    return 0;
+}
+
+static void clear_state(xml_parser_t *p)
+{
+    stanza_arena_reset(p->arena);
+    p->header_mark = stanza_arena_mark(p->arena);
+    p->header = NULL;
+    p->cur = NULL;
+    buf_reset(&p->text);
+    p->depth = 0;
+    p->npd = 0;
+    p->fed = p->stanza_start = p->boundary = p->pause_end = 0;
+    p->held = 0;
+    p->paused = false;
+    p->closed = false;
+    p->reason = XML_REASON_NONE;
+    p->detail = NULL;
+    p->err = 0;
+}
+
 int xml_parser_new(xml_parser_t **out, const stream_limits_t *limits, xml_handler_t handler,
                    void *ctx)
 {
-    *out = NULL;
-    return -ENOSYS;
+    int ret = -ENOMEM;
+    xml_parser_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        goto fail;
+    p->handler = handler;
+    p->ctx = ctx;
+    p->max_stanza =
+        limits->max_stanza_bytes_preauth < 10000 ? 10000 : limits->max_stanza_bytes_preauth;
+    p->max_buffered = limits->max_buffered_bytes < 10000 ? 10000 : limits->max_buffered_bytes;
+    p->max_depth = limits->max_depth ? limits->max_depth : 1;
+    p->max_attrs = limits->max_attrs;
+    p->max_name = limits->max_name_len ? limits->max_name_len : 1;
+    p->pd = calloc(p->max_attrs ? p->max_attrs : 1, sizeof(*p->pd));
+    if (!p->pd)
+        goto fail;
+    /* Small elements cost a node each; four times the input bound covers any real stanza
+       while keeping a hostile stream's tree bounded. */
+    size_t arena_max = (size_t)p->max_buffered * 4;
+    if ((ret = stanza_arena_new(&p->arena, arena_max)) < 0)
+        goto fail;
+    buf_init(&p->text, p->max_buffered);
+    tl_owner = p;
+    static const XML_Char sep[] = {NS_SEP, 0};
+    p->x = XML_ParserCreate_MM("UTF-8", &mm_suite, sep);
+    tl_owner = NULL;
+    ret = -ENOMEM;
+    if (!p->x)
+        goto fail;
+    if ((ret = configure(p)) < 0)
+        goto fail;
+    clear_state(p);
+    *out = p;
+    return 0;
+fail:
+    xml_parser_free(p);
+    return ret;
 }
+
 void xml_parser_free(xml_parser_t *p)
 {
+    if (!p)
+        return;
+    if (p->x)
+        XML_ParserFree(p->x);
+    stanza_arena_free(p->arena);
+    buf_free(&p->text);
+    free(p->pd);
+    free(p);
 }
-int xml_feed(xml_parser_t *p, const void *data, size_t len, size_t *consumed)
-{
-    return -ENOSYS;
-}
+
 int xml_reset(xml_parser_t *p)
 {
-    return -ENOSYS;
+    tl_owner = p;
+    XML_Bool ok = XML_ParserReset(p->x, "UTF-8");
+    tl_owner = NULL;
+    if (!ok)
+        return -ENOMEM;
+    clear_state(p);
+    return configure(p);
 }
+
 void xml_set_max_stanza(xml_parser_t *p, uint32_t max_bytes)
 {
+    p->max_stanza = max_bytes < 10000 ? 10000 : max_bytes;
 }
+
 uint32_t xml_max_stanza(const xml_parser_t *p)
 {
-    return 0;
+    return p->max_stanza;
 }
-xml_reason_t xml_error(const xml_parser_t *p)
-{
-    return XML_REASON_NOMEM;
-}
-const char *xml_error_detail(const xml_parser_t *p)
-{
-    return "not implemented";
-}
-const char *xml_reason_condition(xml_reason_t r)
-{
-    return NULL;
-}
-const char *xml_reason_name(xml_reason_t r)
-{
-    return "none";
-}
+
 const stanza_t *xml_stream_header(const xml_parser_t *p)
 {
-    return NULL;
+    return p->header;
 }
+
 bool xml_stream_open(const xml_parser_t *p)
 {
-    return false;
+    return p->header && !p->closed;
 }
+
 void xml_stats(const xml_parser_t *p, xml_stats_t *out)
 {
+    stanza_arena_stats_t as;
+    stanza_arena_stats(p->arena, &as);
+    out->bytes = sizeof(*p) + p->expat_bytes + as.reserved + p->text.cap +
+                 sizeof(*p->pd) * (p->max_attrs ? p->max_attrs : 1);
+    out->mallocs = p->mallocs + as.mallocs;
+    out->stanzas = p->stanzas;
+}
+
+/* After an expat call: translate its status. 0 or the parser's error. */
+static int after_parse(xml_parser_t *p, enum XML_Status st)
+{
+    if (st == XML_STATUS_ERROR && !p->reason)
+        fail_expat(p);
+    if (p->reason) {
+        /* A handler may have paused just before the failure in the same call. */
+        p->paused = false;
+        return p->err;
+    }
+    if (p->depth >= 2) {
+        if (p->fed - p->stanza_start > size_limit(p)) {
+            fail(p, XML_REASON_STANZA_TOO_BIG, "incomplete stanza over the size limit");
+            return p->err;
+        }
+    } else if (!p->paused && p->fed - p->boundary > size_limit(p)) {
+        /* An unfinished start tag (or header) that never ends. */
+        fail(p, XML_REASON_STANZA_TOO_BIG, "incomplete element over the size limit");
+        return p->err;
+    }
+    return 0;
+}
+
+int xml_feed(xml_parser_t *p, const void *data, size_t len, size_t *consumed)
+{
+    const char *d = data;
+    size_t done = 0;
+    uint64_t base;
+    int ret;
+    if (consumed)
+        *consumed = 0;
+    if (p->reason)
+        return p->err;
+    tl_owner = p;
+    if (p->paused) {
+        /* The caller hands back the bytes expat still holds; resume on those, then go on. */
+        if (len < p->held) {
+            ret = -EINVAL;
+            goto out;
+        }
+        base = p->fed - p->held;
+        p->paused = false;
+        ret = after_parse(p, XML_ResumeParser(p->x));
+        if (ret < 0)
+            goto out;
+        if (p->paused)
+            goto paused;
+        done = p->held;
+        p->held = 0;
+    } else {
+        base = p->fed;
+    }
+    while (done < len) {
+        size_t n = len - done < FEED_SLICE ? len - done : FEED_SLICE;
+        p->fed += n;
+        ret = after_parse(p, XML_Parse(p->x, d + done, (int)n, XML_FALSE));
+        if (ret < 0)
+            goto out;
+        if (p->paused)
+            goto paused;
+        done += n;
+    }
+    if (consumed)
+        *consumed = len;
+    ret = 0;
+    goto out;
+paused:
+    p->held = (size_t)(p->fed - p->pause_end);
+    if (consumed)
+        *consumed = (size_t)(p->pause_end - base);
+    ret = 0;
+out:
+    tl_owner = NULL;
+    return ret;
 }
