@@ -18,6 +18,8 @@
 #     selfsigned SAN DNS:a.example, self-signed (not under the test CA)
 #     noeku      SAN DNS:noeku.example, EKU serverAuth only (clientAuth must not be required)
 #     wrong      SAN DNS:wrong.example
+#     evil       SAN DNS:evil.example, issued by an intermediate of an untrusted root; evil.pem holds
+#                leaf + that intermediate (a peer must not make its CA trusted by presenting it)
 set -eu
 out=${1:?usage: mkcerts.sh OUTDIR}
 mkdir -p "$out"
@@ -117,6 +119,11 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth
 subjectAltName = DNS:noeku.example
+[evil]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth,clientAuth
+subjectAltName = DNS:evil.example
 [wrong]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
@@ -156,6 +163,17 @@ leaf expired "/O=fedgate test" ca -startdate 20200101000000Z -enddate 2021010100
 leaf notyet "/O=fedgate test" ca -startdate 20990101000000Z -enddate 21000101000000Z
 leaf c "/O=fedgate test" int -days 825
 cat int.pem >> c.pem
+
+# An untrusted root with its own intermediate.
+genkey evilroot
+ossl req -new -x509 -config ca.cnf -key evilroot.key -out evilroot.pem -days 3650 \
+    -subj "/O=fedgate test/CN=untrusted root" -extensions v3_ca
+genkey evilint
+ossl req -new -config ca.cnf -key evilint.key -out evilint.csr -subj "/O=fedgate test/CN=untrusted intermediate"
+ossl ca -batch -config ca.cnf -cert evilroot.pem -keyfile evilroot.key -in evilint.csr -out evilint.pem \
+    -notext -extfile ca.cnf -extensions v3_ca -days 3650
+leaf evil "/O=fedgate test" evilint -days 825
+cat evilint.pem >> evil.pem
 
 genkey selfsigned
 ossl req -new -x509 -config ca.cnf -key selfsigned.key -out selfsigned.pem -days 825 \

@@ -19,8 +19,9 @@ static int have_pki;
 static tls_ctx_t *server_ctx; /* hosts a.example (default), b.example, c.example, expired.example */
 static tls_ctx_t *client_ctx; /* client certificates for every variant, by pseudo-domain */
 
-static const char *const CLIENT_VARIANTS[] = {
-    "b", "c", "wild", "srv", "xmpp", "noeku", "wrong", "expired", "notyet", "selfsigned", "cnonly"};
+static const char *const CLIENT_VARIANTS[] = {"b",      "c",          "wild",   "srv",
+                                              "xmpp",   "noeku",      "wrong",  "expired",
+                                              "notyet", "selfsigned", "cnonly", "evil"};
 
 static int make_ctx(const char *const *names, const char *const *domains, size_t n, tls_ctx_t **out)
 {
@@ -246,6 +247,11 @@ static void test_peer_results(void **state)
         {"expired", TLS_VERIFY_EXPIRED, "expired.example", NULL},
         {"notyet", TLS_VERIFY_NOT_YET_VALID, "notyet.example", NULL},
         {"selfsigned", TLS_VERIFY_UNTRUSTED, "a.example", NULL},
+        /* Twice: an intermediate a peer presented must not become trusted for the next one. */
+        {"evil", TLS_VERIFY_UNTRUSTED, "evil.example", NULL},
+        {"evil", TLS_VERIFY_UNTRUSTED, "evil.example", NULL},
+        {"b", TLS_VERIFY_OK, "b.example", NULL},
+        {"evil", TLS_VERIFY_UNTRUSTED, "evil.example", NULL},
         {NULL, TLS_VERIFY_NO_CERT, NULL, "a.example"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
