@@ -85,9 +85,8 @@ def requirements(need_ejabberd=True):
     if not any(os.path.exists(f"/usr/lib/{d}/lua/5.4/lunbound.so") for d in
                ("x86_64-linux-gnu", "aarch64-linux-gnu")) and not os.path.exists("/usr/lib/lua/5.4/lunbound.so"):
         missing.append("lua-unbound")
-    try:
-        import slixmpp  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("slixmpp") is None:
         missing.append("python3-slixmpp (and run with /usr/bin/python3)")
     if missing:
         raise LabSkip("missing: " + ", ".join(sorted(set(missing))) + " (install with scripts/setup.sh --interop)")
@@ -220,6 +219,18 @@ class Proc:
         return self.popen.poll() is None
 
 
+def find_binary(name):
+    """An executable built by the project: searched under $FEDGATE_BINARY_DIR (set by CTest for
+    interop tests), else under build/ next to the sources. None when it is not built."""
+    roots = [os.environ.get("FEDGATE_BINARY_DIR"), os.path.join(HERE, "..", "..", "build")]
+    for root in filter(None, roots):
+        for d, dirs, files in os.walk(root):
+            dirs[:] = [x for x in dirs if x not in ("CMakeFiles", "deps", "Testing")]
+            if name in files and os.access(os.path.join(d, name), os.X_OK):
+                return os.path.join(d, name)
+    return None
+
+
 def run(argv, timeout=30, check=True, env=None):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
     if check and r.returncode != 0:
@@ -319,20 +330,28 @@ class Pki:
 
 
 class Dns:
-    """Private dnsmasq on 127.0.0.1:port, authoritative for the lab's domains, nothing forwarded."""
+    """Private dnsmasq on 127.0.0.1:port, authoritative for the lab's domains, nothing forwarded.
 
-    def __init__(self, lab, port):
+    A lab has one public view (lab.dns) that every partner uses, and one internal view per gateway
+    that has servers behind it (split DNS, see Lab.prosody(behind=)). SRV records are derived from
+    the lab's servers and gateways when dnsmasq starts; add_srv()/remove_srv()/add_host() override
+    them, reload() applies changes to a running lab."""
+
+    def __init__(self, lab, port, name="public", gateway=None):
         self.lab = lab
         self.port = port
-        self.dir = os.path.join(lab.root, "dns")
+        self.name = name
+        self.gateway = gateway  # None for the public view, else the gateway this internal view serves
+        self.dir = os.path.join(lab.root, "dns" if name == "public" else f"dns-{name}")
         os.makedirs(self.dir, exist_ok=True)
-        self.srv = {}  # (service, domain) -> list of (target, port, priority, weight)
+        self.srv = {}  # explicit (service, domain) -> list of (target, port, priority, weight); [] = none
         self.hosts = {}  # name -> ip
         self.zones = set()
         self.proc = None
 
     def add_srv(self, domain, port, target="localhost", service="_xmpp-server._tcp", priority=0, weight=5,
                 replace=True):
+        """Publish an SRV record; replace=False adds to the records already given for the name."""
         key = (service, domain)
         if replace or key not in self.srv:
             self.srv[key] = []
@@ -340,15 +359,36 @@ class Dns:
         self.zones.add(domain)
 
     def remove_srv(self, domain, service="_xmpp-server._tcp"):
-        self.srv.pop((service, domain), None)
+        """No SRV record for the name (the lab stays authoritative, so the answer is empty)."""
+        self.srv[(service, domain)] = []
+        self.zones.add(domain)
 
     def add_host(self, name, ip="127.0.0.1"):
         self.hosts[name] = ip
         self.zones.add(name)
 
+    def records(self):
+        """The SRV records this view serves: {(service, domain): [(target, port, prio, weight)]}."""
+        auto = {}
+        gw = self.gateway
+        for s in self.lab.servers:
+            if gw is None:
+                port = s.behind.s2s_port if s.behind else s.s2s_port
+            else:
+                port = s.s2s_port if s.behind is gw else gw.s2s_port
+            auto[("_xmpp-server._tcp", s.domain)] = [("localhost", port, 0, 5)]
+        for g in self.lab.gateways:
+            auto[("_xmpp-server._tcp", g.domain)] = [("localhost", (gw or g).s2s_port, 0, 5)]
+            if gw is None and g.direct_tls_port:
+                auto[("_xmpps-server._tcp", g.domain)] = [("localhost", g.direct_tls_port, 0, 5)]
+        auto.update(self.srv)
+        return auto
+
     def _config(self):
-        lines = [f"local=/{z}/" for z in sorted(self.zones)]
-        for (service, domain), rrs in sorted(self.srv.items()):
+        recs = self.records()
+        zones = self.zones | {d for _, d in recs}
+        lines = [f"local=/{z}/" for z in sorted(zones)]
+        for (service, domain), rrs in sorted(recs.items()):
             for target, port, prio, weight in rrs:
                 lines.append(f"srv-host={service}.{domain},{target},{port},{prio},{weight}")
         for name, ip in sorted(self.hosts.items()):
@@ -358,8 +398,9 @@ class Dns:
 
     def start(self):
         self._config()
-        self.proc = self.lab._spawn("dnsmasq", [_which("dnsmasq"), "--conf-file=" + os.path.join(self.dir, "dnsmasq.conf"),
-                                                "--keep-in-foreground"], os.path.join(self.dir, "stdout.log"))
+        self.proc = self.lab._spawn(f"dnsmasq-{self.name}",
+                                    [_which("dnsmasq"), "--conf-file=" + os.path.join(self.dir, "dnsmasq.conf"),
+                                     "--keep-in-foreground"], os.path.join(self.dir, "stdout.log"))
         wait_until(lambda: self._answers(), 5, "dnsmasq", alive=self.proc.alive)
 
     def reload(self):
@@ -369,6 +410,9 @@ class Dns:
             self.proc.popen.wait()
             self.lab._forget(self.proc)
         self.start()
+
+    def query(self, name, qtype="SRV", timeout=2.0):
+        return query(self.port, name, qtype, timeout)
 
     def _answers(self):
         try:
@@ -447,7 +491,7 @@ class Server:
 
     kind = "server"
 
-    def __init__(self, lab, domain, auth, cert=..., secure_auth=None, tls=None, extra=""):
+    def __init__(self, lab, domain, auth, cert=..., secure_auth=None, tls=None, extra="", behind=None):
         if auth not in AUTH_MODES:
             raise LabError(f"auth must be one of {sorted(AUTH_MODES)}")
         self.lab = lab
@@ -460,7 +504,9 @@ class Server:
         self.s2s_port = lab.ports.get(f"{domain}/s2s")
         self.c2s_port = lab.ports.get(f"{domain}/c2s")
         self.configure(auth, cert=cert, secure_auth=secure_auth, tls=tls)
-        lab.dns.add_srv(domain, self.s2s_port)
+        # A server behind a gateway resolves through the gateway's internal view (split DNS).
+        self.behind = behind
+        self.dns = behind.internal_dns() if behind else lab.dns
 
     def configure(self, auth, cert=..., secure_auth=None, tls=None):
         """Set the auth preset; cert ("ca", "self", None), secure_auth and tls ("required",
@@ -497,11 +543,7 @@ class Server:
     def restart(self, auth=None, **overrides):
         """Stop, optionally switch the auth mode, regenerate the config, start, wait until ready.
         Users survive (their data stays in the instance directory)."""
-        self.stop()
-        if auth is not None or overrides:
-            self.configure(auth or self.auth, **overrides)
-        self.spawn()
-        self.wait_ready()
+        self.lab.restart(self, auth=auth, **overrides)
 
     def stop(self):
         if self.proc:
@@ -566,6 +608,7 @@ class Server:
         return {"kind": self.kind, "domain": self.domain, "s2s_port": self.s2s_port, "c2s_port": self.c2s_port,
                 "auth": self.auth, "cert": self.cert_kind, "secure_auth": self.secure_auth, "tls": self.tls,
                 "dir": self.dir, "log": self.log_path, "pid": self.proc.pid if self.proc else None,
+                "behind": self.behind.domain if self.behind else None, "dns_port": self.dns.port,
                 "users": self.users}
 
     def client(self, user, **kw):
@@ -601,7 +644,7 @@ class Prosody(Server):
         comps = "\n".join(f'Component "{n}"\n    component_secret = "{s}"' for n, s in self.components.items())
         _render("prosody.cfg.lua.in", self.cfg, dir=self.dir, domain=self.domain,
                 loglevel=self.lab.loglevel, c2s_port=self.c2s_port, s2s_port=self.s2s_port,
-                component_ports=self.component_port or "", dns_port=self.lab.dns.port,
+                component_ports=self.component_port or "", dns_port=self.dns.port,
                 s2s_require_encryption=str(self.tls == "required").lower(),
                 s2s_secure_auth=str(self.secure_auth).lower(), s2s_timeout=self.lab.s2s_timeout, ssl=ssl,
                 modules_disabled='"tls"' if self.tls == "none" else "",
@@ -675,7 +718,7 @@ class Ejabberd(Server):
         cert = self.cert
         _render("ejabberdctl.cfg.in", os.path.join(self.conf, "ejabberdctl.cfg"), node=self.node,
                 dist_port=self.dist_port, cookie=f"lab{random.getrandbits(64):x}", dir=self.dir)
-        _render("inetrc.in", os.path.join(self.conf, "inetrc"), dns_port=self.lab.dns.port)
+        _render("inetrc.in", os.path.join(self.conf, "inetrc"), dns_port=self.dns.port)
         _render("ejabberd.yml.in", os.path.join(self.conf, "ejabberd.yml"), domain=self.domain,
                 loglevel="debug" if self.lab.loglevel == "debug" else "info",
                 certfiles=f"certfiles: [{cert.pem}]" if cert else "", ca_file=self.lab.pki.ca,
@@ -771,10 +814,13 @@ def parse_ejabberd_auth(text, local, remote, direction):
 
 
 class Gateway:
-    """Ports, DNS records and certificates reserved for the gateway under test (the lab does not run
-    it): partners reach s2s_port through `_xmpp-server._tcp.<domain>` SRV, and direct_tls_port
-    through `_xmpps-server._tcp.<domain>` when asked for. component_port is where the gateway's
-    XEP-0114 listener should be, for lab.component()."""
+    """Ports, DNS records and certificates reserved for the gateway under test (the lab only runs it
+    through Lab.process()). Partners reach s2s_port through `_xmpp-server._tcp.<domain>` SRV in the
+    public view, and direct_tls_port through `_xmpps-server._tcp.<domain>` when asked for.
+    component_port is where the gateway's XEP-0114 listener should be (for lab.component()),
+    metrics_port is free for its /metrics listener. Servers declared with behind=gateway are its
+    internal servers: partners resolve their domains to the gateway, and they resolve every other
+    lab domain to the gateway through the gateway's internal DNS view (split DNS)."""
 
     def __init__(self, lab, domain, cert="ca", direct_tls=False):
         self.lab = lab
@@ -783,16 +829,19 @@ class Gateway:
         self.component_port = lab.ports.get(f"{domain}/component")
         self.metrics_port = lab.ports.get(f"{domain}/metrics")
         self.direct_tls_port = lab.ports.get(f"{domain}/s2s-direct-tls") if direct_tls else None
-        lab.dns.add_srv(domain, self.s2s_port)
-        if direct_tls:
-            lab.dns.add_srv(domain, self.direct_tls_port, service="_xmpps-server._tcp")
         self.cert_kind = cert
+        self._internal_dns = None
         self.dir = os.path.join(lab.root, domain)
         os.makedirs(self.dir, exist_ok=True)
 
     @property
     def cert(self):
-        return self.lab.pki.cert(self.domain, trusted=self.cert_kind == "ca") if self.cert_kind else None
+        """The gateway's certificate for its own domain (test CA unless cert='self')."""
+        return self.cert_for(self.domain)
+
+    def cert_for(self, domain):
+        """A certificate for any domain the gateway presents (its own, an internal server's)."""
+        return self.lab.pki.cert(domain, trusted=self.cert_kind == "ca") if self.cert_kind else None
 
     @property
     def ca(self):
@@ -800,14 +849,36 @@ class Gateway:
 
     @property
     def dns(self):
+        """(host, port) of the public DNS view: what the gateway's resolver should use."""
         return ("127.0.0.1", self.lab.dns.port)
+
+    def internal_dns(self):
+        """The DNS view of servers behind this gateway (created on first use)."""
+        if self._internal_dns is None:
+            self._internal_dns = Dns(self.lab, self.lab.ports.get(f"{self.domain}/internal-dns"),
+                                     name=self.domain, gateway=self)
+            self.lab.dns_views.append(self._internal_dns)
+        return self._internal_dns
+
+    def internal_servers(self):
+        """{domain: (host, s2s port)} of the servers behind this gateway: its s2s routes."""
+        return {s.domain: ("127.0.0.1", s.s2s_port) for s in self.lab.servers if s.behind is self}
+
+    def partners(self):
+        """{domain: (host, s2s port)} of the partner servers, for a static route instead of DNS."""
+        return {s.domain: ("127.0.0.1", s.s2s_port) for s in self.lab.servers if s.behind is None}
+
+    def hosted_domains(self):
+        return [self.domain] + sorted(self.internal_servers())
 
     def info(self):
         c = self.cert
         return {"kind": "gateway", "domain": self.domain, "s2s_port": self.s2s_port,
                 "component_port": self.component_port, "metrics_port": self.metrics_port,
                 "direct_tls_port": self.direct_tls_port, "cert": c.as_dict() if c else None, "ca": self.ca,
-                "dns": f"127.0.0.1:{self.lab.dns.port}", "dir": self.dir}
+                "dns": f"127.0.0.1:{self.lab.dns.port}",
+                "internal_dns": f"127.0.0.1:{self._internal_dns.port}" if self._internal_dns else None,
+                "internal_servers": self.internal_servers(), "partners": self.partners(), "dir": self.dir}
 
 
 # ------------------------------------------------------------------------------------------ lab
@@ -835,8 +906,10 @@ class Lab:
         self.started = False
         self.stopped = False
         self._xmpp = None
+        self._sockets = []
         self.pki = Pki(os.path.join(self.root, "pki"))
         self.dns = Dns(self, self.ports.get("dns"))
+        self.dns_views = [self.dns]
         self._watchdog = subprocess.Popen([sys.executable, os.path.abspath(__file__), "_watchdog", self.root],
                                           stdin=subprocess.PIPE, start_new_session=True)
         self.all_pids.add(self._watchdog.pid)
@@ -845,9 +918,11 @@ class Lab:
 
     # --- declaration
     def prosody(self, domain, auth="sasl", **kw):
-        """Declare a Prosody partner. auth: 'sasl' (test-CA cert, s2s_secure_auth = true),
-        'dialback' (self-signed cert, secure auth off), 'plain' (no TLS). kw: cert, secure_auth,
-        tls, extra (Lua lines for the global section)."""
+        """Declare a Prosody server. auth: 'sasl' (test-CA cert, s2s_secure_auth = true),
+        'dialback' (self-signed cert, secure auth off), 'plain' (no TLS). kw: cert ('ca', 'self',
+        None), secure_auth, tls ('required', 'optional', 'none') override parts of the preset;
+        extra (Lua lines for the global section); behind=gateway makes it an internal server
+        reached through the gateway instead of a partner."""
         s = Prosody(self, domain, auth, **kw)
         self.servers.append(s)
         return s
@@ -863,6 +938,62 @@ class Lab:
         self.gateways.append(g)
         return g
 
+    def restart(self, *servers, auth=None, **overrides):
+        """Restart several servers at once (in parallel; ejabberd's boot dominates), optionally
+        switching their auth mode (see Server.configure)."""
+        servers = servers or tuple(self.servers)
+        t = time.monotonic()
+        for s in servers:
+            s.stop()
+            if auth is not None or overrides:
+                s.configure(auth or s.auth, **overrides)
+        for s in sorted(servers, key=lambda s: s.kind != "ejabberd"):
+            s.spawn()
+        for s in servers:
+            s.wait_ready()
+        self.snapshot_pids()
+        self.write_state()
+        self.timings["restart"] = time.monotonic() - t
+
+    def process(self, name, argv, env=None, cwd=None, ready_ports=(), timeout=15):
+        """Start a process under the lab's care (e.g. fedgate): own session, output in
+        <root>/<name>.log, stopped with the lab (or by the watchdog). Waits until every port in
+        ready_ports listens. Returns the Proc (pid, popen, log)."""
+        p = self._spawn(name, list(argv), os.path.join(self.root, f"{name}.log"), env=env, cwd=cwd)
+        try:
+            wait_until(lambda: all(port_listening(x) for x in ready_ports), timeout, name, alive=p.alive)
+        except LabError:
+            log(f"--- {name} output:\n{_tail(p.log)}")
+            raise
+        self.snapshot_pids()
+        return p
+
+    def stop_process(self, proc, sig=signal.SIGTERM, timeout=10):
+        """Send sig to a process from process(); SIGKILL it if it is still there after timeout.
+        Returns its exit status (negative: killed by that signal), as Popen.returncode."""
+        try:
+            proc.popen.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        try:
+            rc = proc.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log(f"{proc.name} ignored signal {sig} for {timeout} s: SIGKILL")
+            kill_family([proc.pid], grace=0)
+            rc = proc.popen.wait()
+        kill_family([proc.pid], grace=0.2)  # anything it left in its session
+        self._forget(proc)
+        return rc
+
+    def silent_dns(self):
+        """A UDP port on 127.0.0.1 that receives DNS queries and never answers (the "DNS server
+        that does not answer" fault). Returns the port; the socket lives until stop()."""
+        port = self.ports.get("silent-dns")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", port))
+        self._sockets.append(sock)
+        return port
+
     def server(self, domain):
         return next(s for s in self.servers if s.domain == domain)
 
@@ -872,9 +1003,11 @@ class Lab:
         for s in self.servers:  # certificates first: servers read them at start
             _ = s.cert
         for g in self.gateways:
-            _ = g.cert
+            for d in g.hosted_domains():
+                _ = g.cert_for(d)
         self.timings["pki"] = time.monotonic() - self.t0
-        self.dns.start()
+        for v in self.dns_views:
+            v.start()
         self.timings["dns"] = time.monotonic() - t
         # ejabberd boots slowest: spawn everything, then wait for all.
         for s in sorted(self.servers, key=lambda s: s.kind != "ejabberd"):
@@ -899,6 +1032,8 @@ class Lab:
                 self._xmpp.close()
         except Exception as e:  # a broken client must not keep servers alive
             log(f"closing clients: {e}")
+        for sock in self._sockets:
+            sock.close()
         roots = [p.pid for p in self.procs]
         self.all_pids |= process_family(roots)
         kill_family(roots, grace=0.3)
@@ -944,8 +1079,8 @@ class Lab:
         raise KeyboardInterrupt(f"signal {signum}")
 
     # --- processes
-    def _spawn(self, name, argv, logfile):
-        p = Proc(name, argv, logfile)
+    def _spawn(self, name, argv, logfile, env=None, cwd=None):
+        p = Proc(name, argv, logfile, env=env, cwd=cwd)
         self.procs.append(p)
         self.all_pids.add(p.pid)
         self._write_pids()

@@ -67,6 +67,8 @@ class Session:
         self.ready.set()
 
     def _got(self, stanza):
+        if stanza.name == "iq" and stanza["type"] == "result":
+            return  # answers to our own requests (bind, roster) are not test input
         self.inbox.append(stanza)
         self._changed.set()
 
@@ -158,6 +160,11 @@ class Session:
                 self.owner.run(asyncio.wait_for(self.closed.wait(), 2))
             except asyncio.TimeoutError:
                 self.xmpp.abort()
+        # slixmpp keeps its outgoing filter task waiting on a queue after the stream is gone.
+        task = getattr(self.xmpp, "_run_out_filters", None)
+        if task is not None and not task.done():
+            task.cancel()
+            self.owner.run(asyncio.gather(task, return_exceptions=True))
         self.owner.sessions = [s for s in self.owner.sessions if s is not self]
 
 

@@ -61,11 +61,63 @@ def check_auth(x, y, expect):
 
 def check_dns(lab):
     for s in lab.servers + lab.gateways:
+        port = s.behind.s2s_port if getattr(s, "behind", None) else s.s2s_port
         rcode, ans = query(lab.dns.port, f"_xmpp-server._tcp.{s.domain}")
-        check(rcode == 0 and ans == [(0, 5, s.s2s_port, "localhost")], f"SRV for {s.domain}: {rcode} {ans}")
+        check(rcode == 0 and ans == [(0, 5, port, "localhost")], f"SRV for {s.domain}: {rcode} {ans}")
     rcode, ans = query(lab.dns.port, "_xmpp-server._tcp.nowhere.example")
     check(ans == [], f"unknown domain answered: {ans}")
     check(query(lab.dns.port, "localhost", "A")[1] == ["127.0.0.1"], "localhost A record")
+
+
+# Stands in for the gateway: accepts on its reserved port and records what each peer sends first.
+FAKE_GATEWAY = r"""
+import socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(8)
+while True:
+    c, _ = srv.accept(); c.settimeout(5)
+    try:
+        data = c.recv(4096)
+    except OSError:
+        data = b""
+    with open(sys.argv[2], "ab") as f:
+        f.write(data.replace(b"\n", b" ") + b"\n")
+    c.close()
+"""
+
+
+def check_gateway_reachable(lab, gw, senders):
+    """Partners dial the gateway's reserved port when they send to its domain (SRV in the lab DNS)."""
+    seen = os.path.join(lab.root, "fake-gateway.seen")
+    fake = lab.process("fake-gateway", [sys.executable, "-c", FAKE_GATEWAY, str(gw.s2s_port), seen],
+                       ready_ports=[gw.s2s_port])
+    for u in senders:
+        u.send_message(f"someone@{gw.domain}", "hello gateway")
+
+    def heard():
+        try:
+            with open(seen) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return False
+        return all(f"from='{u.jid.split('@')[1]}'" in text and f"to='{gw.domain}'" in text for u in senders) \
+            or all(f'from="{u.jid.split("@")[1]}"' in text for u in senders)
+
+    labmod.wait_until(heard, 10, "partners dialling the gateway port")
+    rc = lab.stop_process(fake, timeout=2)
+    step(f"  {', '.join(u.jid.split('@')[1] for u in senders)} dialled {gw.domain} on its SRV port "
+         f"{gw.s2s_port} (fake gateway exit {rc})")
+
+
+def check_split_dns(lab, gw, corp):
+    pub = dict((d, p) for (svc, d), [(_, p, _, _)] in lab.dns.records().items() if svc == "_xmpp-server._tcp")
+    check(pub[corp.domain] == gw.s2s_port, "public view: internal domain must resolve to the gateway")
+    rcode, ans = query(corp.dns.port, "_xmpp-server._tcp.a.example")
+    check(ans and ans[0][2] == gw.s2s_port, f"internal view: partners must resolve to the gateway: {ans}")
+    rcode, ans = query(corp.dns.port, f"_xmpp-server._tcp.{corp.domain}")
+    check(ans and ans[0][2] == corp.s2s_port, f"internal view: own domain: {ans}")
+    check(gw.internal_servers() == {corp.domain: ("127.0.0.1", corp.s2s_port)}, "gateway's internal routes")
+    step(f"split dns ok: partners see {corp.domain} at the gateway, {corp.domain} sees partners at the gateway")
 
 
 def round_trips(users):
@@ -88,6 +140,7 @@ def selftest():
         b = lab.prosody("b.example", auth="sasl")
         ej = lab.ejabberd("ej.example", auth="sasl")
         gw = lab.gateway("gw.example")
+        corp = lab.prosody("corp.example", auth="sasl", behind=gw)
         comp = a.add_component("comp.a.example", "s3cret")
         for srv, user in ((a, "user1"), (b, "user2"), (ej, "user3")):
             srv.add_user(user)
@@ -99,6 +152,7 @@ def selftest():
         check_dns(lab)
         check(not port_listening(gw.s2s_port), "nothing may listen on the gateway's reserved port")
         step("dns ok: SRV per server and for the gateway, nothing else")
+        check_split_dns(lab, gw, corp)
 
         step("mode 1: SASL EXTERNAL with test-CA certificates, s2s_secure_auth on")
         users = connect_users(a, b, ej)
@@ -113,21 +167,32 @@ def selftest():
         c.send_message(got["from"], "from component", mfrom=comp)
         users[0].wait_message(frm=comp, body="from component")
         step("  XEP-0114 component round trip through a.example")
+        check_gateway_reachable(lab, gw, [users[0], users[2]])
 
         t = time.monotonic()
         lab.xmpp.disconnect_all()
-        for s in (a, b, ej):
-            s.restart(auth="dialback")
+        lab.restart(a, b, ej, auth="dialback")
         step(f"mode 2: dialback over TLS with untrusted self-signed certificates (restart {time.monotonic() - t:.2f} s)")
         users = connect_users(a, b, ej)
         round_trips(users)
         check_auth(a, b, "dialback_tls")
         check_auth(a, ej, "dialback_tls")
+        lab.xmpp.disconnect_all()
+        lab.restart(a, ej, auth="sasl")
+        u1, u2, u3 = connect_users(a, b, ej)
+        u1.send_message(u2.jid, "must not pass")
+        err = u1.wait_error(frm=u2.jid)
+        step(f"  refused: prosody with secure auth bounces a message for untrusted b.example with "
+             f"<{err['error']['condition']}/>")
+        u2.send_message(u3.jid, "must not pass either")
+        err = u2.wait_error(frm=u3.jid)
+        check(ej.auth_method("b.example", "in") is None, "ejabberd in sasl mode accepted b.example")
+        step(f"  refused: ejabberd without dialback refuses untrusted b.example, sender sees "
+             f"<{err['error']['condition']}/>")
 
         t = time.monotonic()
         lab.xmpp.disconnect_all()
-        for s in (a, b, ej):
-            s.restart(auth="plain")
+        lab.restart(a, b, ej, auth="plain")
         step(f"mode 3: dialback over plain TCP (restart {time.monotonic() - t:.2f} s)")
         users = connect_users(a, b, ej)
         round_trips(users)
