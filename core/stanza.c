@@ -474,6 +474,8 @@ int stanza_add_text(stanza_arena_t *a, stanza_t *e, const char *text, size_t len
         return -EINVAL;
     if (len > UINT32_MAX)
         return FG_ELIMIT;
+    if (memchr(text, '\0', len))
+        return -EINVAL;
     stanza_t *t = stanza_arena_alloc(a, sizeof(*t));
     if (!t)
         return a->err;
