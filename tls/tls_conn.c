@@ -231,6 +231,10 @@ int tls_conn_new(tls_ctx_t *ctx, tls_role_t role, const tls_conn_opts_t *opts, t
     wolfSSL_SetCertCbCtx(c->ssl, c);
     if ((ret = set_version(c->ssl, opts->version)) < 0)
         goto out;
+    if (opts->ciphers && wolfSSL_set_cipher_list(c->ssl, opts->ciphers) != WOLFSSL_SUCCESS) {
+        ret = FG_ETLS;
+        goto out;
+    }
     memcpy(alpn, ALPN_XMPP, sizeof alpn);
     if (opts->alpn_xmpp && wolfSSL_UseALPN(c->ssl, alpn, sizeof alpn - 1,
                                            WOLFSSL_ALPN_CONTINUE_ON_MISMATCH) != WOLFSSL_SUCCESS) {

@@ -51,6 +51,7 @@ typedef struct {
     const char *sni;          /* client: server name to send (direct TLS), NULL for none */
     int alpn_xmpp;            /* client: offer ALPN "xmpp-server"; server: accept it (XEP-0368) */
     tls_version_t version;    /* pin one version (tests, interop); default any */
+    const char *ciphers;      /* wolfSSL cipher list replacing the RFC 7525 default (benchmarks) */
 } tls_conn_opts_t;
 
 typedef enum {
