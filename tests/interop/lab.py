@@ -414,6 +414,15 @@ class Dns:
     def query(self, name, qtype="SRV", timeout=2.0):
         return query(self.port, name, qtype, timeout)
 
+    def queries(self):
+        """Every query this view received so far, as (type, name) in arrival order, from dnsmasq's
+        log-queries output: shows what a resolver asked (e.g. no SRV lookup when ProxyFqdn is set)."""
+        try:
+            with open(os.path.join(self.dir, "dnsmasq.log"), errors="replace") as fh:
+                return re.findall(r"query\[(\w+)\] (\S+) from", fh.read())
+        except FileNotFoundError:
+            return []
+
     def _answers(self):
         try:
             query(self.port, "localhost", "A", timeout=0.2)
@@ -754,6 +763,11 @@ class Ejabberd(Server):
             if time.monotonic() > deadline or not self.running():
                 raise LabError(f"ejabberd register {user}: {r.stdout} {r.stderr}")
             time.sleep(0.2)
+
+    def s2s_counts(self):
+        """(incoming, outgoing) s2s connections ejabberd has open, from ejabberdctl (~0.5 s)."""
+        return (int(self.ctl("incoming_s2s_number").stdout.strip()),
+                int(self.ctl("outgoing_s2s_number").stdout.strip()))
 
     def auth_method(self, remote, direction):
         """How ejabberd authenticated the s2s stream with remote, from its log: 'in' looks for

@@ -180,12 +180,14 @@ def selftest():
         lab.xmpp.disconnect_all()
         lab.restart(a, ej, auth="sasl")
         u1, u2, u3 = connect_users(a, b, ej)
+        # Bounces may wait for the servers' s2s timeout (lab default 10 s): allow for it.
         u1.send_message(u2.jid, "must not pass")
-        err = u1.wait_error(frm=u2.jid)
+        err = u1.wait_error(frm=u2.jid, timeout=25)
         step(f"  refused: prosody with secure auth bounces a message for untrusted b.example with "
              f"<{err['error']['condition']}/>")
         u2.send_message(u3.jid, "must not pass either")
-        err = u2.wait_error(frm=u3.jid)
+        err = u2.wait_error(frm=u3.jid, timeout=25)
+        ej.wait_log(r"Failed inbound s2s EXTERNAL authentication b\.example -> ej\.example")
         check(ej.auth_method("b.example", "in") is None, "ejabberd in sasl mode accepted b.example")
         step(f"  refused: ejabberd without dialback refuses untrusted b.example, sender sees "
              f"<{err['error']['condition']}/>")
