@@ -16,6 +16,8 @@ enum { CONN_OPENING = 1, CONN_OPEN, CONN_DRAINING, CONN_CLOSING };
 /* A send buffer that grew past this is released once empty, so idle connections stay small. */
 #define CONN_SBUF_KEEP  (64u * 1024u)
 #define LOG_INTERVAL_NS (10ull * 1000000000ull)
+/* Free slots below which a listener stops using multishot accept. */
+#define ACCEPT_HEADROOM 64u
 
 static size_t send_max(const conn_t *c);
 static void begin_shutdown(conn_t *c);
@@ -108,12 +110,17 @@ int conn_arm_accept(worker_t *w, wlistener_t *l)
     struct io_uring_sqe *sqe = worker_sqe(w);
     if (!sqe)
         return -EBUSY;
-    if (w->feat->multishot_accept)
+    /* Multishot only with room to spare: the kernel may accept a whole backlog burst (each with
+     * a descriptor) before the loop sees the first completion. Near the budget, one accept at a
+     * time keeps the descriptors a refusal costs to one. */
+    l->multishot = w->feat->multishot_accept && w->conns.used + ACCEPT_HEADROOM < w->conn_cap;
+    if (l->multishot)
         io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
     else
         io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, iotag_make(IOOP_ACCEPT, l->idx, 0));
     l->armed = true;
+    l->cancelling = false;
     return 0;
 }
 
@@ -466,11 +473,20 @@ static void handle_accept(worker_t *w, uint32_t li, int res, uint32_t flags)
             if (c->ops->on_open)
                 c->ops->on_open(c);
         }
-    } else {
+    } else if (res != -ECANCELED) {
         WORKER_STAT_ADD(w, accept_errors, 1);
         if (worker_log_allowed(&w->last_accept_err_log_ns, LOG_INTERVAL_NS))
             log_warn("io: worker %u accept failed: %s (%lu so far)", w->idx, fg_strerror(res),
                      (unsigned long)atomic_load(&w->stats.accept_errors));
+    }
+    if (l->armed && l->multishot && !l->cancelling &&
+        w->conns.used + ACCEPT_HEADROOM >= w->conn_cap) {
+        struct io_uring_sqe *sqe = worker_sqe(w);
+        if (sqe) {
+            io_uring_prep_cancel64(sqe, iotag_make(IOOP_ACCEPT, l->idx, 0), 0);
+            io_uring_sqe_set_data64(sqe, iotag_make(IOOP_NOP, 0, 0));
+            l->cancelling = true;
+        }
     }
     if (!l->armed) {
         /* Out of descriptors or memory: retrying at once would spin; the pending connections

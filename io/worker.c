@@ -393,6 +393,8 @@ static void dispatch(worker_t *w, uint64_t ud, int res, uint32_t flags)
         w->efd_armed = false;
         arm_wake(w);
         break;
+    case IOOP_NOP:
+        break;
     case IOOP_DNS_POLL:
     case IOOP_DNS_CANCEL:
         if (w->dns)

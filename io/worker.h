@@ -91,6 +91,8 @@ typedef struct {
     int fd;
     uint32_t idx;
     bool armed;
+    bool multishot;  /* the armed accept is multishot */
+    bool cancelling; /* a cancel of the multishot accept is in flight */
     const conn_ops_t *ops;
     void *arg;
     timer_ent_t retry; /* re-arm after EMFILE/ENFILE */
