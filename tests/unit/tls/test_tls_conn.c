@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -495,6 +496,70 @@ static void test_reload(void **state)
     tls_ctx_unref(current);
 }
 
+/* Sessions of two workers share the contexts; each session stays on its thread. */
+static void *worker(void *arg)
+{
+    long ok = 0;
+    for (int i = 0; i < 40; i++) {
+        tls_conn_t *cl, *sv;
+        tls_conn_opts_t so = {0}, co = {.local_domain = "b", .sni = i % 2 ? "b.example" : NULL};
+        if (tls_conn_new(server_ctx, TLS_ROLE_SERVER, &so, &sv) < 0)
+            continue;
+        if (tls_conn_new(client_ctx, TLS_ROLE_CLIENT, &co, &cl) == 0) {
+            if (pump(cl, sv, 1 << 20) == 0 && tls_conn_peer(sv)->verify == TLS_VERIFY_OK &&
+                tls_conn_peer(cl)->verify == TLS_VERIFY_OK)
+                ok++;
+            tls_conn_free(cl);
+        }
+        tls_conn_free(sv);
+    }
+    return (void *)ok;
+}
+
+static void test_two_threads(void **state)
+{
+    pthread_t t[2];
+    void *ok[2];
+    if (!have_pki)
+        skip();
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, worker, NULL), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(t[i], &ok[i]), 0);
+    assert_int_equal((long)ok[0], 40);
+    assert_int_equal((long)ok[1], 40);
+}
+
+static void test_cipher_pin(void **state)
+{
+    tls_conn_t *cl, *sv;
+    if (!have_pki)
+        skip();
+    tls_conn_opts_t co = {.ciphers = "TLS13-CHACHA20-POLY1305-SHA256"};
+    pair("a.example", &co, &cl, &sv);
+    assert_int_equal(pump(cl, sv, 1 << 20), 0);
+    assert_string_equal(tls_conn_cipher(sv), "TLS13-CHACHA20-POLY1305-SHA256");
+    transfer(cl, sv, "<presence/>", 3);
+    tls_conn_free(cl);
+    tls_conn_free(sv);
+    /* Without a pin the AES-NI suite is preferred. */
+    pair("a.example", NULL, &cl, &sv);
+    assert_int_equal(pump(cl, sv, 1 << 20), 0);
+    assert_string_equal(tls_conn_cipher(sv), "TLS13-AES128-GCM-SHA256");
+    tls_conn_free(cl);
+    tls_conn_free(sv);
+    /* No suite in common: refused, and both sides report it. */
+    tls_conn_opts_t cc = {.ciphers = "TLS13-CHACHA20-POLY1305-SHA256"};
+    tls_conn_opts_t sc = {.local_domain = "a.example", .ciphers = "TLS13-AES128-GCM-SHA256"};
+    assert_int_equal(tls_conn_new(client_ctx, TLS_ROLE_CLIENT, &cc, &cl), 0);
+    assert_int_equal(tls_conn_new(server_ctx, TLS_ROLE_SERVER, &sc, &sv), 0);
+    assert_int_equal(pump(cl, sv, 1 << 20), FG_ETLS);
+    assert_int_equal(tls_conn_state(sv), TLS_CONN_FAILED);
+    assert_true(tls_conn_error(sv)[0] != '\0');
+    tls_conn_free(sv);
+    tls_conn_free(cl);
+}
+
 static void test_ctx_errors(void **state)
 {
     tls_ctx_t *ctx = NULL;
@@ -560,7 +625,8 @@ int main(void)
         cmocka_unit_test(test_one_byte_at_a_time),  cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_truncated_handshake), cmocka_unit_test(test_close_notify),
         cmocka_unit_test(test_output_bound),        cmocka_unit_test(test_reload),
-        cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_ctx_errors),          cmocka_unit_test(test_two_threads),
+        cmocka_unit_test(test_cipher_pin),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
