@@ -27,7 +27,7 @@ SUDO=""
 
 pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libexpat1-dev liblmdb-dev lmdb-utils libidn2-dev liburing-dev libc-ares-dev
-      libmicrohttpd-dev libsodium-dev libjemalloc-dev libcmocka-dev openssl curl
+      libmicrohttpd-dev libsodium-dev libjemalloc-dev libcmocka-dev openssl curl dnsmasq-base
       dpkg-dev autoconf automake libtool)
 [ $system_wolfssl -eq 1 ] && pkgs+=(libwolfssl-dev)
 [ $interop -eq 1 ] && pkgs+=(prosody lua-unbound ejabberd python3-slixmpp dnsmasq-base iproute2)
