@@ -169,16 +169,9 @@ def selftest():
         step("  XEP-0114 component round trip through a.example")
         check_gateway_reachable(lab, gw, [users[0], users[2]])
 
-        t = time.monotonic()
+        # Secure auth against an untrusted peer: only b.example switches (a Prosody restart is cheap).
         lab.xmpp.disconnect_all()
-        lab.restart(a, b, ej, auth="dialback")
-        step(f"mode 2: dialback over TLS with untrusted self-signed certificates (restart {time.monotonic() - t:.2f} s)")
-        users = connect_users(a, b, ej)
-        round_trips(users)
-        check_auth(a, b, "dialback_tls")
-        check_auth(a, ej, "dialback_tls")
-        lab.xmpp.disconnect_all()
-        lab.restart(a, ej, auth="sasl")
+        b.restart(auth="dialback")
         u1, u2, u3 = connect_users(a, b, ej)
         # Bounces may wait for the servers' s2s timeout (lab default 10 s): allow for it.
         u1.send_message(u2.jid, "must not pass")
@@ -187,10 +180,20 @@ def selftest():
              f"<{err['error']['condition']}/>")
         u2.send_message(u3.jid, "must not pass either")
         err = u2.wait_error(frm=u3.jid, timeout=25)
-        ej.wait_log(r"Failed inbound s2s EXTERNAL authentication b\.example -> ej\.example")
-        check(ej.auth_method("b.example", "in") is None, "ejabberd in sasl mode accepted b.example")
+        m = ej.wait_log(r"(?s)Failed inbound s2s EXTERNAL authentication b\.example -> ej\.example.*?"
+                        r"Closing inbound s2s connection b\.example -> ej\.example")
+        check("Accepted inbound" not in m.group(0), "ejabberd in sasl mode accepted b.example after all")
         step(f"  refused: ejabberd without dialback refuses untrusted b.example, sender sees "
              f"<{err['error']['condition']}/>")
+
+        t = time.monotonic()
+        lab.xmpp.disconnect_all()
+        lab.restart(a, b, ej, auth="dialback")
+        step(f"mode 2: dialback over TLS with untrusted self-signed certificates (restart {time.monotonic() - t:.2f} s)")
+        users = connect_users(a, b, ej)
+        round_trips(users)
+        check_auth(a, b, "dialback_tls")
+        check_auth(a, ej, "dialback_tls")
 
         t = time.monotonic()
         lab.xmpp.disconnect_all()
