@@ -622,10 +622,11 @@ int xml_parser_new(xml_parser_t **out, const stream_limits_t *limits, xml_handle
     if ((ret = stanza_arena_new(&p->arena, arena_max)) < 0)
         goto fail;
     buf_init(&p->text, p->max_buffered);
-    tl_owner = p;
     static const XML_Char sep[] = {NS_SEP, 0};
+    xml_parser_t *prev = tl_owner;
+    tl_owner = p;
     p->x = XML_ParserCreate_MM("UTF-8", &mm_suite, sep);
-    tl_owner = NULL;
+    tl_owner = prev;
     ret = -ENOMEM;
     if (!p->x)
         goto fail;
@@ -653,9 +654,10 @@ void xml_parser_free(xml_parser_t *p)
 
 int xml_reset(xml_parser_t *p)
 {
+    xml_parser_t *prev = tl_owner;
     tl_owner = p;
     XML_Bool ok = XML_ParserReset(p->x, "UTF-8");
-    tl_owner = NULL;
+    tl_owner = prev;
     if (!ok)
         return -ENOMEM;
     clear_state(p);
@@ -725,6 +727,8 @@ int xml_feed(xml_parser_t *p, const void *data, size_t len, size_t *consumed)
         *consumed = 0;
     if (p->reason)
         return p->err;
+    /* Saved, so a handler may run another parser (a nested feed) without confusing accounts. */
+    xml_parser_t *prev = tl_owner;
     tl_owner = p;
     if (p->paused) {
         /* The caller hands back the bytes expat still holds; resume on those, then go on. */
@@ -764,6 +768,6 @@ paused:
         *consumed = (size_t)(p->pause_end - base);
     ret = 0;
 out:
-    tl_owner = NULL;
+    tl_owner = prev;
     return ret;
 }

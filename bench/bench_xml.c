@@ -1,0 +1,271 @@
+/*
+ * Parse and serialize cost of core/xml + core/stanza per 400-byte s2s message stanza (perf.md §9:
+ * a <message type='chat'> with a body and 3 namespaced children), against raw expat with no-op
+ * handlers in the same run. Also: heap allocations per stanza after warm-up (a malloc counter
+ * wrapping the process allocator, plus the parser's own accounting) and memory per parser.
+ *
+ * Usage: bench_xml [stanzas per run, default 200000]
+ */
+#include <expat.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/buf.h"
+#include "core/peer.h"
+#include "core/stanza.h"
+#include "core/xml.h"
+
+/* ---- a process-wide allocation counter (not under sanitizers, which own malloc) ---- */
+
+static uint64_t g_allocs;
+
+#ifndef FEDGATE_SANITIZE
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+
+void *malloc(size_t n);
+void *calloc(size_t n, size_t m);
+void *realloc(void *p, size_t n);
+void free(void *p);
+
+void *malloc(size_t n)
+{
+    __atomic_fetch_add(&g_allocs, 1, __ATOMIC_RELAXED);
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t m)
+{
+    __atomic_fetch_add(&g_allocs, 1, __ATOMIC_RELAXED);
+    return __libc_calloc(n, m);
+}
+
+void *realloc(void *p, size_t n)
+{
+    __atomic_fetch_add(&g_allocs, 1, __ATOMIC_RELAXED);
+    return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+    __libc_free(p);
+}
+#define COUNTING 1
+#else
+#define COUNTING 0
+#endif
+
+static const char header[] =
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+    "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "
+    "from='capulet.example' to='montague.example' version='1.0' xml:lang='en'>";
+
+/* 400 bytes exactly once the body is padded. */
+static void make_stanza(char *out, size_t want)
+{
+    const char *head = "<message from='juliet@capulet.example/balcony' to='romeo@montague.example' "
+                       "type='chat' id='ktx72v49'><body>";
+    const char *tail = "</body><active xmlns='http://jabber.org/protocol/chatstates'/>"
+                       "<request xmlns='urn:xmpp:receipts'/>"
+                       "<origin-id xmlns='urn:xmpp:sid:0' id='de305d54-75b4'/></message>";
+    size_t hl = strlen(head), tl = strlen(tail);
+    size_t pad = want - hl - tl;
+    const char *words = "Art thou not Romeo, and a Montague? Neither, fair saint, if either "
+                        "thee dislike. How camest thou hither, tell me, and wherefore? ";
+    memcpy(out, head, hl);
+    for (size_t i = 0; i < pad; i++)
+        out[hl + i] = words[i % strlen(words)];
+    memcpy(out + hl + pad, tail, tl + 1);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The input as a TCP reader would see it: the stanzas back to back, cut into `chunk`-byte reads. */
+typedef struct {
+    char *data;
+    size_t len;
+    size_t chunk;
+    size_t stanzas;
+} input_t;
+
+/* ---- raw expat baseline ---- */
+
+static void XMLCALL noop_start(void *ud, const XML_Char *n, const XML_Char **a)
+{
+}
+static void XMLCALL noop_end(void *ud, const XML_Char *n)
+{
+}
+static void XMLCALL noop_text(void *ud, const XML_Char *s, int len)
+{
+}
+
+static double run_expat(const input_t *in)
+{
+    XML_Parser x = XML_ParserCreateNS("UTF-8", '\x01');
+    XML_SetElementHandler(x, noop_start, noop_end);
+    XML_SetCharacterDataHandler(x, noop_text);
+    XML_SetReparseDeferralEnabled(x, XML_FALSE);
+    XML_Parse(x, header, (int)strlen(header), XML_FALSE);
+    double t0 = now();
+    for (size_t off = 0; off < in->len; off += in->chunk) {
+        size_t n = in->len - off < in->chunk ? in->len - off : in->chunk;
+        if (XML_Parse(x, in->data + off, (int)n, XML_FALSE) != XML_STATUS_OK) {
+            fprintf(stderr, "expat: %s\n", XML_ErrorString(XML_GetErrorCode(x)));
+            exit(1);
+        }
+    }
+    double t = now() - t0;
+    XML_ParserFree(x);
+    return t;
+}
+
+/* ---- fedgate ---- */
+
+typedef struct {
+    buf_t out;
+    bool serialize;
+    size_t stanzas;
+    size_t out_bytes;
+} sink_t;
+
+static int on_event(void *ctx, const xml_event_t *ev)
+{
+    sink_t *s = ctx;
+    if (ev->type != XML_EV_STANZA)
+        return XML_CB_CONTINUE;
+    s->stanzas++;
+    if (s->serialize) {
+        buf_reset(&s->out);
+        if (stanza_write(&s->out, ev->el, &stanza_scope_s2s) < 0)
+            exit(1);
+        s->out_bytes += s->out.len;
+    }
+    return XML_CB_CONTINUE;
+}
+
+static double run_fedgate(const input_t *in, bool serialize, uint64_t *allocs, uint64_t *own,
+                          xml_stats_t *st)
+{
+    stream_limits_t lim;
+    stream_limits_default(&lim);
+    sink_t s = {.serialize = serialize};
+    buf_init(&s.out, 1 << 16);
+    xml_parser_t *p;
+    if (xml_parser_new(&p, &lim, on_event, &s) < 0)
+        exit(1);
+    xml_set_max_stanza(p, lim.max_stanza_bytes);
+    xml_feed(p, header, strlen(header), NULL);
+    /* Warm-up: the arena, expat's pools and the output buffer reach their working size. */
+    size_t sl = in->len / in->stanzas;
+    for (int i = 0; i < 256; i++)
+        xml_feed(p, in->data, sl, NULL);
+    xml_stats_t before;
+    xml_stats(p, &before);
+    uint64_t a0 = g_allocs;
+    size_t st0 = s.stanzas;
+    double t0 = now();
+    for (size_t off = 0; off < in->len; off += in->chunk) {
+        size_t n = in->len - off < in->chunk ? in->len - off : in->chunk;
+        if (xml_feed(p, in->data + off, n, NULL) < 0) {
+            fprintf(stderr, "xml_feed: %s\n", xml_error_detail(p));
+            exit(1);
+        }
+    }
+    double t = now() - t0;
+    *allocs = g_allocs - a0;
+    xml_stats(p, st);
+    *own = st->mallocs - before.mallocs;
+    if (s.stanzas - st0 != in->stanzas) {
+        fprintf(stderr, "stanza count %zu != %zu\n", s.stanzas - st0, in->stanzas);
+        exit(1);
+    }
+    xml_parser_free(p);
+    buf_free(&s.out);
+    return t;
+}
+
+static double best_of(int runs, double (*fn)(const input_t *), const input_t *in)
+{
+    double best = 1e9;
+    for (int i = 0; i < runs; i++) {
+        double t = fn(in);
+        if (t < best)
+            best = t;
+    }
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 200000;
+    char stanza[401];
+    make_stanza(stanza, 400);
+    size_t sl = strlen(stanza);
+    input_t in = {.len = sl * n, .stanzas = n};
+    in.data = malloc(in.len);
+    for (size_t i = 0; i < n; i++)
+        memcpy(in.data + i * sl, stanza, sl);
+
+    printf("bench_xml: %zu stanzas of %zu bytes (message, body, 3 namespaced children)%s\n", n, sl,
+           COUNTING ? "" : " [sanitizer build: no malloc counter]");
+    size_t chunks[] = {4096, 400, 16384};
+    for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+        in.chunk = chunks[c];
+        double base = best_of(5, run_expat, &in);
+        double parse = 1e9, both = 1e9;
+        uint64_t allocs = 0, own = 0, allocs2 = 0, own2 = 0;
+        xml_stats_t st;
+        for (int r = 0; r < 5; r++) {
+            double t = run_fedgate(&in, false, &allocs, &own, &st);
+            if (t < parse)
+                parse = t;
+            t = run_fedgate(&in, true, &allocs2, &own2, &st);
+            if (t < both)
+                both = t;
+        }
+        double us = 1e6 / (double)n;
+        printf("reads of %5zu B: expat no-op %.3f us/stanza (%.0f MB/s) | parse %.3f us (x%.2f) | "
+               "parse+serialize %.3f us (x%.2f)\n",
+               in.chunk, base * us, (double)in.len / base / 1e6, parse * us, parse / base,
+               both * us, both / base);
+        printf("                  heap allocations after warm-up: %llu process-wide (%.4f per "
+               "stanza), %llu by the parser; per-stanza target 0\n",
+               (unsigned long long)(allocs + allocs2), (double)(allocs + allocs2) / (double)(2 * n),
+               (unsigned long long)(own + own2));
+    }
+
+    /* Memory of one parser: idle after the header, and after traffic. */
+    stream_limits_t lim;
+    stream_limits_default(&lim);
+    sink_t s = {0};
+    buf_init(&s.out, 1 << 16);
+    xml_parser_t *p;
+    xml_parser_new(&p, &lim, on_event, &s);
+    xml_stats_t st;
+    xml_stats(p, &st);
+    size_t created = st.bytes;
+    xml_feed(p, header, strlen(header), NULL);
+    xml_stats(p, &st);
+    size_t after_header = st.bytes;
+    for (int i = 0; i < 1000; i++)
+        xml_feed(p, stanza, sl, NULL);
+    xml_stats(p, &st);
+    printf("memory per parser: %zu B created, %zu B after the stream header, %zu B after 1000 "
+           "stanzas (%llu heap allocations in all)\n",
+           created, after_header, st.bytes, (unsigned long long)st.mallocs);
+    xml_parser_free(p);
+    buf_free(&s.out);
+    free(in.data);
+    return 0;
+}
