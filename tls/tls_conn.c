@@ -96,6 +96,8 @@ static tls_verify_t verify_from_error(int err)
     case ASN_NO_SIGNER_E:
     case ASN_SELF_SIGNED_E:
         return TLS_VERIFY_UNTRUSTED;
+    case CRL_CERT_REVOKED:
+        return TLS_VERIFY_REVOKED;
     default:
         return TLS_VERIFY_OTHER;
     }
@@ -114,6 +116,8 @@ static const char *verify_name(tls_verify_t v)
         return "certificate not yet valid";
     case TLS_VERIFY_UNTRUSTED:
         return "certificate untrusted";
+    case TLS_VERIFY_REVOKED:
+        return "certificate revoked";
     case TLS_VERIFY_OTHER:
         return "certificate invalid";
     case TLS_VERIFY_NONE:
@@ -138,6 +142,10 @@ static int verify_cb(int preverify, WOLFSSL_X509_STORE_CTX *store)
     /* RFC 6120 servers authenticate each other with one certificate both ways; the clientAuth EKU
      * is not required of the initiator's (wolfSSL reports this only when all else is fine). */
     if (!preverify && err == EXTKEYUSE_AUTH_E && c->role == TLS_ROLE_SERVER)
+        preverify = 1;
+    /* Revocation is checked where the operator supplied a CRL for the issuer, and soft elsewhere
+     * (wolfSSL reports a missing CRL only for a certificate that is otherwise valid). */
+    if (!preverify && err == CRL_MISSING)
         preverify = 1;
     if (!preverify && c->peer.verify == TLS_VERIFY_NONE) {
         c->peer.verify = verify_from_error(err);

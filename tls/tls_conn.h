@@ -61,6 +61,7 @@ typedef enum {
     TLS_VERIFY_EXPIRED,       /* a certificate of the chain is past its notAfter */
     TLS_VERIFY_NOT_YET_VALID, /* a certificate of the chain is before its notBefore */
     TLS_VERIFY_UNTRUSTED,     /* no path to a trust anchor (self-signed, unknown issuer) */
+    TLS_VERIFY_REVOKED,       /* listed in a configured CRL */
     TLS_VERIFY_OTHER,         /* bad signature, bad extension, name constraints, ... */
 } tls_verify_t;
 

@@ -259,6 +259,20 @@ static WOLFSSL_CTX *wolf_ctx_new(const tls_ctx_config_t *cfg, int server)
             goto fail;
         }
     }
+    /* Revocation from operator-supplied CRLs, for every certificate of the chain. A certificate
+     * whose issuer has no CRL here is not checked (tls_conn treats CRL_MISSING as soft). */
+    if (cfg->crl_path) {
+        struct stat st;
+        int r = wolfSSL_CTX_EnableCRL(w, WOLFSSL_CRL_CHECKALL);
+        if (r == WOLFSSL_SUCCESS)
+            r = stat(cfg->crl_path, &st) == 0 && S_ISDIR(st.st_mode)
+                    ? wolfSSL_CTX_LoadCRL(w, cfg->crl_path, WOLFSSL_FILETYPE_PEM, 0)
+                    : wolfSSL_CTX_LoadCRLFile(w, cfg->crl_path, WOLFSSL_FILETYPE_PEM);
+        if (r != WOLFSSL_SUCCESS) {
+            log_error("tls: cannot load CRLs from %s (%d)", cfg->crl_path, r);
+            goto fail;
+        }
+    }
     /* Ask for the peer's certificate in both roles but never fail the handshake on it: the stream
      * decides (SASL EXTERNAL needs a valid one; dialback works without). */
     wolfSSL_CTX_set_verify(w, WOLFSSL_VERIFY_PEER, verify_accept_all);
@@ -277,7 +291,7 @@ int tls_ctx_new(const tls_ctx_config_t *cfg, tls_ctx_t **out)
         return -ENOMEM;
     atomic_init(&ctx->refs, 1);
     ctx->creds = calloc(cfg->ncreds ? cfg->ncreds : 1, sizeof *ctx->creds);
-    ctx->files = calloc(cfg->ncreds * 2 + 2, sizeof *ctx->files);
+    ctx->files = calloc(cfg->ncreds * 2 + 3, sizeof *ctx->files);
     if (!ctx->creds || !ctx->files) {
         ret = -ENOMEM;
         goto out;
@@ -289,7 +303,8 @@ int tls_ctx_new(const tls_ctx_config_t *cfg, tls_ctx_t **out)
         goto out;
     }
     if ((cfg->ca_file && (ret = stamp_add(ctx, cfg->ca_file)) < 0) ||
-        (cfg->ca_path && (ret = stamp_add(ctx, cfg->ca_path)) < 0))
+        (cfg->ca_path && (ret = stamp_add(ctx, cfg->ca_path)) < 0) ||
+        (cfg->crl_path && (ret = stamp_add(ctx, cfg->crl_path)) < 0))
         goto out;
     for (size_t i = 0; i < cfg->ncreds; i++) {
         ret = cred_load(ctx, &cfg->creds[i], &ctx->creds[i]);

@@ -29,8 +29,9 @@ typedef struct {
 } tls_cred_config_t;
 
 typedef struct {
-    const char *ca_file; /* PEM bundle of trust anchors (NULL: none from a file) */
-    const char *ca_path; /* directory of PEM trust anchors (NULL: none from a directory) */
+    const char *ca_file;  /* PEM bundle of trust anchors (NULL: none from a file) */
+    const char *ca_path;  /* directory of PEM trust anchors (NULL: none from a directory) */
+    const char *crl_path; /* PEM CRL file, or directory of them (NULL: no revocation check) */
     const tls_cred_config_t *creds;
     size_t ncreds; /* creds[0] is the default when a peer names no hosted domain */
 } tls_ctx_config_t;

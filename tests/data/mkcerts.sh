@@ -3,6 +3,7 @@
 # Nothing here is secret: every key is created fresh at test time and never committed.
 #
 #   ca.pem / ca.key            EC P-256 test root CA (the trust anchor)
+#   crl/ca-crl.pem             the root's CRL (revokes `revoked`)
 #   int.pem / int.key          intermediate CA signed by the root
 #   <name>.pem / <name>.key    leaf certificates (EC P-256, EKU serverAuth+clientAuth):
 #     a          SAN DNS:a.example
@@ -18,6 +19,7 @@
 #     selfsigned SAN DNS:a.example, self-signed (not under the test CA)
 #     noeku      SAN DNS:noeku.example, EKU serverAuth only (clientAuth must not be required)
 #     wrong      SAN DNS:wrong.example
+#     revoked    SAN DNS:revoked.example, revoked in crl/ca-crl.pem (the root's CRL)
 #     evil       SAN DNS:evil.example, issued by an intermediate of an untrusted root; evil.pem holds
 #                leaf + that intermediate (a peer must not make its CA trusted by presenting it)
 set -eu
@@ -36,6 +38,8 @@ dir = .
 database = ./index.txt
 serial = ./serial
 new_certs_dir = ./issued
+crlnumber = ./crlnumber
+default_crl_days = 30
 default_md = sha256
 policy = anything
 unique_subject = no
@@ -124,16 +128,22 @@ basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth,clientAuth
 subjectAltName = DNS:evil.example
+[revoked]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth,clientAuth
+subjectAltName = DNS:revoked.example
 [wrong]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature
 extendedKeyUsage = serverAuth,clientAuth
 subjectAltName = DNS:wrong.example
 EOF
-rm -rf issued index.txt* serial*
+rm -rf issued crl index.txt* serial* crlnumber*
 mkdir issued
 : > index.txt
 echo 1000 > serial
+echo 1000 > crlnumber
 
 genkey ca
 ossl req -new -x509 -config ca.cnf -key ca.key -out ca.pem -days 3650 -subj "/O=fedgate test/CN=fedgate test root" \
@@ -154,7 +164,7 @@ leaf() {
     ossl ca -batch -config ca.cnf -cert "$issuer.pem" -keyfile "$issuer.key" -in "$n.csr" \
         -out "$n.pem" -notext -extfile ca.cnf -extensions "$n" "$@"
 }
-for n in a b wild srv xmpp noeku wrong; do
+for n in a b wild srv xmpp noeku wrong revoked; do
     leaf $n "/O=fedgate test" ca -days 825
 done
 leaf sancn "/O=fedgate test/CN=cn-ignored.example" ca -days 825
@@ -162,6 +172,9 @@ leaf cnonly "/O=fedgate test/CN=cn.example" ca -days 825
 leaf expired "/O=fedgate test" ca -startdate 20200101000000Z -enddate 20210101000000Z
 leaf notyet "/O=fedgate test" ca -startdate 20990101000000Z -enddate 21000101000000Z
 leaf c "/O=fedgate test" int -days 825
+mkdir -p crl
+ossl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -revoke revoked.pem
+ossl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -gencrl -out crl/ca-crl.pem
 cat int.pem >> c.pem
 
 # An untrusted root with its own intermediate.

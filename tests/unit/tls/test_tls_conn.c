@@ -20,9 +20,11 @@ static int have_pki;
 static tls_ctx_t *server_ctx; /* hosts a.example (default), b.example, c.example, expired.example */
 static tls_ctx_t *client_ctx; /* client certificates for every variant, by pseudo-domain */
 
-static const char *const CLIENT_VARIANTS[] = {"b",      "c",          "wild",   "srv",
-                                              "xmpp",   "noeku",      "wrong",  "expired",
-                                              "notyet", "selfsigned", "cnonly", "evil"};
+static const char *const CLIENT_VARIANTS[] = {"b",      "c",     "wild",    "srv",    "xmpp",
+                                              "noeku",  "wrong", "expired", "notyet", "selfsigned",
+                                              "cnonly", "evil",  "revoked"};
+
+static int with_crl = 1;
 
 static int make_ctx(const char *const *names, const char *const *domains, size_t n, tls_ctx_t **out)
 {
@@ -35,9 +37,11 @@ static int make_ctx(const char *const *names, const char *const *domains, size_t
         creds[i].cert_file = paths[i][0];
         creds[i].key_file = paths[i][1];
     }
-    char ca[1024];
+    char ca[1024], crl[1024];
     snprintf(ca, sizeof ca, "%s", tls_test_pki_path("ca.pem"));
-    tls_ctx_config_t cfg = {.ca_file = ca, .creds = creds, .ncreds = n};
+    snprintf(crl, sizeof crl, "%s", tls_test_pki_path("crl"));
+    tls_ctx_config_t cfg = {
+        .ca_file = ca, .crl_path = with_crl ? crl : NULL, .creds = creds, .ncreds = n};
     return tls_ctx_new(&cfg, out);
 }
 
@@ -253,6 +257,7 @@ static void test_peer_results(void **state)
         {"evil", TLS_VERIFY_UNTRUSTED, "evil.example", NULL},
         {"b", TLS_VERIFY_OK, "b.example", NULL},
         {"evil", TLS_VERIFY_UNTRUSTED, "evil.example", NULL},
+        {"revoked", TLS_VERIFY_REVOKED, "revoked.example", NULL},
         {NULL, TLS_VERIFY_NO_CERT, NULL, "a.example"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -560,6 +565,42 @@ static void test_cipher_pin(void **state)
     tls_conn_free(cl);
 }
 
+/* Without a configured CRL nothing is checked for revocation; a CRL file works like a directory. */
+static void test_crl_config(void **state)
+{
+    tls_conn_t *cl, *sv;
+    tls_ctx_t *ctx;
+    if (!have_pki)
+        skip();
+    const char *names[] = {"a"}, *doms[] = {"a.example"};
+    with_crl = 0;
+    assert_int_equal(make_ctx(names, doms, 1, &ctx), 0);
+    with_crl = 1;
+    tls_conn_opts_t so = {.local_domain = "a.example"}, co = {.local_domain = "revoked"};
+    assert_int_equal(tls_conn_new(ctx, TLS_ROLE_SERVER, &so, &sv), 0);
+    assert_int_equal(tls_conn_new(client_ctx, TLS_ROLE_CLIENT, &co, &cl), 0);
+    assert_int_equal(pump(cl, sv, 1 << 20), 0);
+    assert_int_equal(tls_conn_peer(sv)->verify, TLS_VERIFY_OK);
+    tls_conn_free(cl);
+    tls_conn_free(sv);
+    tls_ctx_unref(ctx);
+
+    char ca[1024], crl[1024];
+    snprintf(ca, sizeof ca, "%s", tls_test_pki_path("ca.pem"));
+    snprintf(crl, sizeof crl, "%s", tls_test_pki_path("crl/ca-crl.pem"));
+    tls_ctx_config_t cfg = {.ca_file = ca, .crl_path = crl};
+    assert_int_equal(tls_ctx_new(&cfg, &ctx), 0);
+    assert_int_equal(tls_conn_new(server_ctx, TLS_ROLE_SERVER, &so, &sv), 0);
+    assert_int_equal(tls_conn_new(ctx, TLS_ROLE_CLIENT, NULL, &cl), 0);
+    assert_int_equal(pump(cl, sv, 1 << 20), 0);
+    assert_int_equal(tls_conn_peer(cl)->verify, TLS_VERIFY_OK);
+    tls_conn_free(cl);
+    tls_conn_free(sv);
+    tls_ctx_unref(ctx);
+    cfg.crl_path = ca; /* not a CRL */
+    assert_int_equal(tls_ctx_new(&cfg, &ctx), FG_ETLS);
+}
+
 static void test_ctx_errors(void **state)
 {
     tls_ctx_t *ctx = NULL;
@@ -625,8 +666,8 @@ int main(void)
         cmocka_unit_test(test_one_byte_at_a_time),  cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_truncated_handshake), cmocka_unit_test(test_close_notify),
         cmocka_unit_test(test_output_bound),        cmocka_unit_test(test_reload),
-        cmocka_unit_test(test_ctx_errors),          cmocka_unit_test(test_two_threads),
-        cmocka_unit_test(test_cipher_pin),
+        cmocka_unit_test(test_ctx_errors),          cmocka_unit_test(test_crl_config),
+        cmocka_unit_test(test_two_threads),         cmocka_unit_test(test_cipher_pin),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
