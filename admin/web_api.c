@@ -19,6 +19,25 @@ void web_api_actor(const web_req_t *req, char *out, size_t outlen)
     snprintf(out, outlen, "web:%s", req->session.user);
 }
 
+/* True when two members of the top-level object have the same name. */
+static bool has_duplicate_member(const json_doc_t *d)
+{
+    const json_tok_t *tok = d->tok;
+    uint32_t a = 1;
+    for (uint32_t i = 0; i < tok[0].size; i++) {
+        uint32_t b = tok[a + 1].next;
+        for (uint32_t j = i + 1; j < tok[0].size; j++) {
+            if (tok[a].end - tok[a].start == tok[b].end - tok[b].start &&
+                memcmp(d->text + tok[a].start, d->text + tok[b].start, tok[a].end - tok[a].start) ==
+                    0)
+                return true;
+            b = tok[b + 1].next;
+        }
+        a = tok[a + 1].next;
+    }
+    return false;
+}
+
 int web_api_body(web_req_t *req, web_api_body_t *b)
 {
     const char *ct = web_req_header(req, "Content-Type");
@@ -47,6 +66,10 @@ int web_api_body(web_req_t *req, web_api_body_t *b)
     } else if (b->doc.ntok == 0 || b->tok[0].type != JSON_OBJECT) {
         ret = FG_EPARSE;
         web_reply_error(req, 400, "bad_json", NULL, "the body must be a JSON object");
+    } else if (has_duplicate_member(&b->doc)) {
+        /* Parsers disagree on which of two equal names wins; refuse rather than guess. */
+        ret = FG_EPARSE;
+        web_reply_error(req, 400, "bad_json", NULL, "a member name appears twice");
     }
     if (ret)
         web_api_body_free(b);

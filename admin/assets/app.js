@@ -312,7 +312,7 @@ function fieldRow(id, label, control, help, required) {
 }
 
 function domainListEditor(initial, readOnly) {
-  const list = h('ul', { id: 'additional-list', class: 'chips', 'aria-label': 'Additional domains' });
+  const list = h('ul', { id: 'additional-list', class: 'chips', 'aria-label': 'Additional domain list' });
   const input = h('input', { id: 'f-additional', placeholder: 'e.g. research.fabrikam.com', autocapitalize: 'none', spellcheck: 'false', disabled: readOnly });
   function addEntry(d) {
     d = d.trim();
