@@ -533,3 +533,31 @@ size_t tls_conn_buffer_bytes(const tls_conn_t *c)
     return sizeof *c + c->in.cap + c->out.cap +
            c->peer.ids.count * sizeof(tls_id_t); /* names are small next to the buffers */
 }
+
+int tls_peer_authenticates(const tls_peer_t *peer, const char *domain)
+{
+    return peer && peer->verify == TLS_VERIFY_OK && tls_identity_matches(&peer->ids, domain);
+}
+
+const char *tls_verify_label(tls_verify_t v)
+{
+    switch (v) {
+    case TLS_VERIFY_NONE:
+        return "none";
+    case TLS_VERIFY_OK:
+        return "ok";
+    case TLS_VERIFY_NO_CERT:
+        return "no_cert";
+    case TLS_VERIFY_EXPIRED:
+        return "expired";
+    case TLS_VERIFY_NOT_YET_VALID:
+        return "not_yet_valid";
+    case TLS_VERIFY_UNTRUSTED:
+        return "untrusted";
+    case TLS_VERIFY_REVOKED:
+        return "revoked";
+    case TLS_VERIFY_OTHER:
+        break;
+    }
+    return "other";
+}

@@ -72,6 +72,13 @@ typedef struct {
     tls_identities_t ids; /* of the peer's own certificate (empty without one) */
 } tls_peer_t;
 
+/* SASL EXTERNAL's test: the chain is valid (TLS_VERIFY_OK) and an identity matches `domain`
+ * (RFC 6125, tls_identity_matches). 1 or 0. */
+int tls_peer_authenticates(const tls_peer_t *peer, const char *domain);
+/* Short stable label for metrics and logs: "none", "ok", "no_cert", "expired", "not_yet_valid",
+ * "untrusted", "revoked", "other". */
+const char *tls_verify_label(tls_verify_t v);
+
 /* Bounds of the two ciphertext buffers. Plaintext is never buffered here. */
 enum { TLS_CIPHER_IN_MAX = 64 * 1024, TLS_CIPHER_OUT_MAX = 256 * 1024 };
 

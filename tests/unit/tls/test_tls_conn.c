@@ -269,8 +269,13 @@ static void test_peer_results(void **state)
             fail_msg("%s: verify %d (%s), want %d", cases[i].variant ? cases[i].variant : "none",
                      p->verify, p->reason, cases[i].want);
         assert_true(p->reason[0] != '\0');
-        if (cases[i].matches)
+        if (cases[i].matches) {
             assert_true(tls_identity_matches(&p->ids, cases[i].matches));
+            assert_int_equal(tls_peer_authenticates(p, cases[i].matches),
+                             cases[i].want == TLS_VERIFY_OK);
+        }
+        if (cases[i].not_matches)
+            assert_false(tls_peer_authenticates(p, cases[i].not_matches));
         if (cases[i].not_matches)
             assert_false(tls_identity_matches(&p->ids, cases[i].not_matches));
         transfer(sv, cl, "<stream:features/>", 1 << 20);
@@ -289,6 +294,7 @@ static void test_server_cert_results(void **state)
     assert_int_equal(pump(cl, sv, 1 << 20), 0);
     assert_int_equal(tls_conn_peer(cl)->verify, TLS_VERIFY_EXPIRED);
     assert_non_null(strstr(tls_conn_peer(cl)->reason, "expired"));
+    assert_string_equal(tls_verify_label(tls_conn_peer(cl)->verify), "expired");
     tls_conn_free(cl);
     tls_conn_free(sv);
 
