@@ -1242,7 +1242,9 @@ int schema_decode(const schema_t *s, const uint8_t *in, size_t len, void *obj)
             if (n > DOMAIN_MAX || memchr(v, 0, n))
                 return FG_EPARSE;
             set_text(obj, f, (const char *)v, n);
-            if (n && !domain_is_normalized(CAT(obj, f->offset)))
+            /* "*" is the key of the default partner profile (store.h) */
+            if (n && !domain_is_normalized(CAT(obj, f->offset)) &&
+                !((f->flags & SCHEMA_F_KEY) && n == 1 && v[0] == '*'))
                 return FG_EPARSE;
             break;
         case SCHEMA_DOMAIN_LIST: {

@@ -1,0 +1,840 @@
+/*
+ * The store on a real LMDB environment under mkdtemp(): defaults, uniqueness, revisions,
+ * what-if, import/export, hosted domains, access policy, audit, the key/value API, refusal of
+ * corrupt, truncated and newer-schema stores, and the cached reader.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/err.h"
+#include "policy/json.h"
+#include "policy/lookup.h"
+#include "policy/schema.h"
+#include "policy/store.h"
+
+#include "policy_test.h"
+
+typedef struct {
+    char *dir;
+    store_t *s;
+    report_t rep;
+    store_ctx_t ctx;
+} fx_t;
+
+static int setup(void **state)
+{
+    fx_t *fx = calloc(1, sizeof(*fx));
+    char err[256];
+    fx->dir = test_tmpdir();
+    if (!fx->dir || store_open(fx->dir, STORE_CREATE, &fx->s, err, sizeof(err)))
+        return -1;
+    fx->ctx.actor = "test:unit";
+    report_init(&fx->rep, 0);
+    if (store_init(fx->s, &fx->ctx, false, &fx->rep))
+        return -1;
+    free(fx->ctx.change);
+    fx->ctx.change = NULL;
+    report_clear(&fx->rep);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *fx = *state;
+    free(fx->ctx.change);
+    report_free(&fx->rep);
+    store_close(fx->s);
+    test_rmtree(fx->dir);
+    free(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static void ctx_reset(fx_t *fx)
+{
+    free(fx->ctx.change);
+    fx->ctx.change = NULL;
+    fx->ctx.what_if = false;
+    report_clear(&fx->rep);
+}
+
+static int new_partner(fx_t *fx, const char *domain, const char *additional)
+{
+    partner_t p;
+    char err[256];
+    partner_defaults(&p);
+    snprintf(p.domain, sizeof(p.domain), "%s", domain);
+    p.dialback = false; /* row 2: no warning */
+    if (additional)
+        assert_int_equal(schema_parse_value(schema_find(&schema_partner, "additional-domains"), &p,
+                                            additional, err, sizeof(err)),
+                         0);
+    ctx_reset(fx);
+    return store_partner_create(fx->s, &fx->ctx, &p, &fx->rep);
+}
+
+static void test_init_defaults(void **state)
+{
+    fx_t *fx = *state;
+    settings_t st;
+    assert_int_equal(store_settings_get(fx->s, &st), 0);
+    /* lync-spec §7 item 5 */
+    assert_int_equal(st.connection_limit, 1000);
+    assert_int_equal(st.partner_connection_limit, 20);
+    assert_int_equal(st.keepalive_interval, 300);
+    assert_int_equal(st.stream_establishment_timeout, 60);
+    assert_int_equal(st.stream_inactivity_timeout, 600);
+    assert_int_equal(st.subscription_refresh_interval, 28800);
+    assert_false(st.log_message_bodies);
+    assert_int_equal(st.unknown_domains, SETTINGS_UNKNOWN_DENY);
+    assert_int_equal(strlen(st.dialback_passphrase), 64);
+    assert_int_equal(st.revision, 1);
+    bool v = true;
+    assert_int_equal(store_access_get(fx->s, "global", &v), 0);
+    assert_false(v);
+    /* idempotent: a second init keeps the passphrase and changes nothing */
+    char pass[80];
+    strcpy(pass, st.dialback_passphrase);
+    ctx_reset(fx);
+    assert_int_equal(store_init(fx->s, &fx->ctx, true, &fx->rep), 0);
+    assert_null(fx->ctx.change);
+    assert_int_equal(store_settings_get(fx->s, &st), 0);
+    assert_string_equal(st.dialback_passphrase, pass);
+    assert_int_equal(store_access_get(fx->s, "global", &v), 0);
+    assert_false(v);
+    /* the passphrase is hidden from the text and JSON forms unless asked */
+    char out[128];
+    schema_format_value(schema_find(&schema_settings, "dialback_passphrase"), &st, false, out,
+                        sizeof(out));
+    assert_string_equal(out, "(set)");
+    buf_t b;
+    buf_init(&b, 1 << 16);
+    assert_int_equal(json_encode_object(&schema_settings, &st, 0, 0, &b), 0);
+    assert_int_equal(buf_append(&b, "", 1), 0);
+    assert_null(strstr((char *)b.data, pass));
+    buf_free(&b);
+}
+
+static void test_settings_update(void **state)
+{
+    fx_t *fx = *state;
+    settings_t st, got;
+    assert_int_equal(store_settings_get(fx->s, &st), 0);
+    char old_pass[80];
+    strcpy(old_pass, st.dialback_passphrase);
+    st.connection_limit = 500;
+    st.dialback_passphrase[0] = '\0'; /* "" keeps the stored one */
+    ctx_reset(fx);
+    assert_int_equal(store_settings_update(fx->s, &fx->ctx, &st, 1, &fx->rep), 0);
+    assert_int_equal(store_settings_get(fx->s, &got), 0);
+    assert_int_equal(got.connection_limit, 500);
+    assert_int_equal(got.revision, 2);
+    assert_string_equal(got.dialback_passphrase, old_pass);
+    /* stale revision */
+    st.connection_limit = 600;
+    ctx_reset(fx);
+    assert_int_equal(store_settings_update(fx->s, &fx->ctx, &st, 1, &fx->rep), FG_ESTALE);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "revision", "someone else"));
+    /* bounds */
+    got.keepalive_interval = 5;
+    got.max_stanza_size = 100;
+    strcpy(got.listen_s2s, "nonsense");
+    strcpy(got.dialback_passphrase, "short");
+    ctx_reset(fx);
+    assert_int_equal(store_settings_update(fx->s, &fx->ctx, &got, STORE_ANY_REV, &fx->rep),
+                     FG_EREFUSED);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "keepalive_interval", NULL));
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "max_stanza_size", NULL));
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "listen_s2s", "nonsense"));
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "dialback_passphrase", "short"));
+    assert_int_equal(store_settings_get(fx->s, &got), 0);
+    assert_int_equal(got.revision, 2);
+    /* a new passphrase: stored, audited without its value */
+    assert_int_equal(store_settings_get(fx->s, &st), 0);
+    strcpy(st.dialback_passphrase, "a-new-shared-secret-for-the-pool");
+    ctx_reset(fx);
+    assert_int_equal(store_settings_update(fx->s, &fx->ctx, &st, STORE_ANY_REV, &fx->rep), 0);
+    assert_non_null(fx->ctx.change);
+    assert_null(strstr(fx->ctx.change, "a-new-shared-secret"));
+    assert_non_null(strstr(fx->ctx.change, "(changed)"));
+    /* warning: partner limit above total */
+    st.partner_connection_limit = 2000;
+    st.dialback_passphrase[0] = '\0';
+    ctx_reset(fx);
+    assert_int_equal(store_settings_update(fx->s, &fx->ctx, &st, STORE_ANY_REV, &fx->rep), 0);
+    assert_true(report_contains(&fx->rep, REPORT_WARNING, "partner_connection_limit", NULL));
+}
+
+static void test_duplicate_domains(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(new_partner(fx, "fabrikam.com", "research.fabrikam2.com"), 0);
+    /* same primary again */
+    assert_int_equal(new_partner(fx, "Fabrikam.com.", NULL), FG_ECONFLICT);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", "already exists"));
+    /* primary that is another partner's additional domain, named */
+    assert_int_equal(new_partner(fx, "research.fabrikam2.com", NULL), FG_ECONFLICT);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", "fabrikam.com"));
+    /* additional that is another partner's primary and additional: both reported */
+    assert_int_equal(new_partner(fx, "contoso.com", "fabrikam.com,research.fabrikam2.com"),
+                     FG_ECONFLICT);
+    assert_int_equal(fx->rep.errors, 2);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "additional_domains",
+                                "belongs to partner fabrikam.com"));
+    partner_t p;
+    assert_int_equal(store_partner_get(fx->s, "contoso.com", &p), FG_ENOTFOUND);
+    /* lookup by additional domain */
+    assert_int_equal(store_partner_find(fx->s, "RESEARCH.fabrikam2.com", &p), 0);
+    assert_string_equal(p.domain, "fabrikam.com");
+    /* removing the domain from fabrikam frees it */
+    partner_t upd;
+    assert_int_equal(store_partner_get(fx->s, "fabrikam.com", &upd), 0);
+    partner_clear_domains(&upd);
+    ctx_reset(fx);
+    assert_int_equal(store_partner_update(fx->s, &fx->ctx, &upd, upd.revision, &fx->rep), 0);
+    assert_int_equal(store_partner_find(fx->s, "research.fabrikam2.com", &p), FG_ENOTFOUND);
+    assert_int_equal(new_partner(fx, "contoso.com", "research.fabrikam2.com"), 0);
+    /* remove frees all its domains */
+    ctx_reset(fx);
+    assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "contoso.com", STORE_ANY_REV, &fx->rep),
+                     0);
+    assert_int_equal(new_partner(fx, "research.fabrikam2.com", NULL), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "nope.example", STORE_ANY_REV, &fx->rep),
+                     FG_ENOTFOUND);
+    ctx_reset(fx);
+    assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "bad..name", STORE_ANY_REV, &fx->rep),
+                     FG_EDOMAIN);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", "bad..name"));
+}
+
+static void test_hosted_and_partner_overlap(void **state)
+{
+    fx_t *fx = *state;
+    hosted_t h;
+    hosted_defaults(&h);
+    strcpy(h.domain, "Example.ORG");
+    strcpy(h.secret, "component-secret");
+    strcpy(h.cert_path, "/etc/fedgate/example.org.pem");
+    strcpy(h.key_path, "/etc/fedgate/example.org.key");
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep), 0);
+    hosted_t got;
+    assert_int_equal(store_hosted_get(fx->s, "example.org", &got), 0);
+    assert_string_equal(got.secret, "component-secret");
+    assert_int_equal(got.revision, 1);
+    /* partner may not take a hosted domain */
+    assert_int_equal(new_partner(fx, "example.org", NULL), FG_ECONFLICT);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", "hosted"));
+    assert_int_equal(new_partner(fx, "partner.example", "example.org"), FG_ECONFLICT);
+    /* hosted may not take a partner's domain */
+    assert_int_equal(new_partner(fx, "partner.example", "alias.partner.example"), 0);
+    hosted_defaults(&h);
+    strcpy(h.domain, "alias.partner.example");
+    h.route = HOSTED_ROUTE_S2S;
+    strcpy(h.target_host, "internal.example");
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_UPSERT, 0, &fx->rep),
+                     FG_ECONFLICT);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", "partner.example"));
+    /* route rules */
+    hosted_defaults(&h);
+    strcpy(h.domain, "chat.example.org");
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep),
+                     FG_EREFUSED);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "secret", NULL));
+    h.route = HOSTED_ROUTE_S2S;
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep),
+                     FG_EREFUSED);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "target", NULL));
+    strcpy(h.target_host, "10.1.2.3");
+    h.target_port = 5269;
+    strcpy(h.cert_path, "relative.pem");
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep),
+                     FG_EREFUSED);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "cert_path", "absolute"));
+    h.cert_path[0] = '\0';
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep), 0);
+    assert_true(report_contains(&fx->rep, REPORT_WARNING, NULL, "certificate"));
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep),
+                     FG_ECONFLICT);
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_remove(fx->s, &fx->ctx, "chat.example.org", &fx->rep), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_remove(fx->s, &fx->ctx, "chat.example.org", &fx->rep),
+                     FG_ENOTFOUND);
+}
+
+static void test_revision_stale(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(new_partner(fx, "contoso.com", NULL), 0);
+    partner_t a, b;
+    assert_int_equal(store_partner_get(fx->s, "contoso.com", &a), 0);
+    assert_int_equal(store_partner_get(fx->s, "contoso.com", &b), 0);
+    assert_int_equal(a.revision, 1);
+    /* two editors read revision 1; the first commit wins, the second is stale */
+    a.type = PARTNER_FEDERATED;
+    ctx_reset(fx);
+    assert_int_equal(store_partner_update(fx->s, &fx->ctx, &a, 1, &fx->rep), 0);
+    assert_int_equal(a.revision, 2);
+    b.keepalive = false;
+    ctx_reset(fx);
+    assert_int_equal(store_partner_update(fx->s, &fx->ctx, &b, b.revision, &fx->rep), FG_ESTALE);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "revision", "changed by someone else"));
+    partner_t got;
+    assert_int_equal(store_partner_get(fx->s, "contoso.com", &got), 0);
+    assert_int_equal(got.type, PARTNER_FEDERATED);
+    assert_true(got.keepalive);
+    ctx_reset(fx);
+    assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "contoso.com", 1, &fx->rep), FG_ESTALE);
+    /* an update that changes nothing keeps the revision and writes no audit entry */
+    ctx_reset(fx);
+    assert_int_equal(store_partner_update(fx->s, &fx->ctx, &got, 2, &fx->rep), 0);
+    assert_int_equal(got.revision, 2);
+    assert_null(fx->ctx.change);
+    /* update of a missing partner */
+    strcpy(got.domain, "missing.example");
+    ctx_reset(fx);
+    assert_int_equal(store_partner_update(fx->s, &fx->ctx, &got, STORE_ANY_REV, &fx->rep),
+                     FG_ENOTFOUND);
+}
+
+static int edit_limit(partner_t *p, void *arg)
+{
+    p->connection_limit_set = true;
+    p->connection_limit = *(uint32_t *)arg;
+    return 0;
+}
+
+static int edit_bad(partner_t *p, void *arg)
+{
+    p->tls = NEG_NOT_SUPPORTED; /* with SASL Required: row 5, refused */
+    return 0;
+}
+
+static void test_modify_and_what_if(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(new_partner(fx, "contoso.com", NULL), 0);
+    uint32_t lim = 5;
+    partner_t out;
+    ctx_reset(fx);
+    assert_int_equal(
+        store_partner_modify(fx->s, &fx->ctx, "contoso.com", edit_limit, &lim, &out, &fx->rep), 0);
+    assert_int_equal(out.connection_limit, 5);
+    assert_int_equal(out.revision, 2);
+    ctx_reset(fx);
+    assert_int_equal(
+        store_partner_modify(fx->s, &fx->ctx, "contoso.com", edit_bad, NULL, &out, &fx->rep),
+        FG_EREFUSED);
+    assert_int_equal(store_partner_get(fx->s, "contoso.com", &out), 0);
+    assert_int_equal(out.tls, NEG_REQUIRED);
+    /* what-if: described, nothing saved */
+    lim = 9;
+    ctx_reset(fx);
+    fx->ctx.what_if = true;
+    assert_int_equal(
+        store_partner_modify(fx->s, &fx->ctx, "contoso.com", edit_limit, &lim, &out, &fx->rep), 0);
+    assert_non_null(fx->ctx.change);
+    assert_non_null(strstr(fx->ctx.change, "\"what_if\":true"));
+    assert_non_null(strstr(fx->ctx.change, "\"connection_limit\":9"));
+    assert_non_null(strstr(fx->ctx.change, "\"connection_limit\":5"));
+    assert_int_equal(store_partner_get(fx->s, "contoso.com", &out), 0);
+    assert_int_equal(out.connection_limit, 5);
+    ctx_reset(fx);
+    fx->ctx.what_if = true;
+    partner_t p;
+    partner_defaults(&p);
+    strcpy(p.domain, "whatif.example");
+    assert_int_equal(store_partner_create(fx->s, &fx->ctx, &p, &fx->rep), 0);
+    assert_int_equal(store_partner_get(fx->s, "whatif.example", &p), FG_ENOTFOUND);
+    ctx_reset(fx);
+    fx->ctx.what_if = true;
+    assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "contoso.com", STORE_ANY_REV, &fx->rep),
+                     0);
+    assert_int_equal(store_partner_get(fx->s, "contoso.com", &p), 0);
+}
+
+static const char bad_import[] =
+    "{\"partners\": [\n"
+    " {\"domain\": \"good.example\", \"tls\": \"Optional\", \"sasl\": \"Optional\"},\n"
+    " {\"domain\": \"bad domain.example\"},\n"
+    " {\"domain\": \"row6.example\", \"tls\": \"NotSupported\", \"dialback\": false},\n"
+    " {\"domain\": \"dup.example\", \"additional_domains\": [\"existing.example\"]},\n"
+    " {\"domain\": \"neg.example\", \"connection_limit\": -1},\n"
+    " {\"domain\": \"enum.example\", \"type\": \"Friendly\"},\n"
+    " {\"domain\": \"good.example\"},\n"
+    " {\"domain\": \"other.example\", \"colour\": \"blue\"}\n"
+    "]}";
+
+static int count_cb(const partner_t *p, void *arg)
+{
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static size_t count_partners(store_t *s)
+{
+    size_t n = 0;
+    assert_int_equal(store_partner_list(s, NULL, count_cb, &n), 0);
+    return n;
+}
+
+static void test_import_all_or_nothing(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(new_partner(fx, "existing.example", NULL), 0);
+    ctx_reset(fx);
+    int rc = store_import_json(fx->s, &fx->ctx, bad_import, strlen(bad_import), 0, &fx->rep);
+    assert_int_equal(rc, FG_EREFUSED);
+    /* every bad entry is reported, each with its subject */
+    const char *subjects[] = {"partners[1]", "partners[2]", "partners[3]", "partners[4]",
+                              "partners[5]", "partners[6]", "partners[7]"};
+    for (size_t i = 0; i < 7; i++) {
+        bool seen = false;
+        for (size_t m = 0; m < fx->rep.n; m++)
+            seen |= fx->rep.msg[m].severity == REPORT_ERROR &&
+                    strstr(fx->rep.msg[m].subject, subjects[i]) != NULL;
+        if (!seen)
+            fail_msg("no error reported for %s", subjects[i]);
+    }
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", "twice"));
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "colour", "unknown member"));
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "type", "Friendly"));
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, NULL, "nothing was saved"));
+    /* nothing saved, not even the valid first entry */
+    partner_t p;
+    assert_int_equal(store_partner_get(fx->s, "good.example", &p), FG_ENOTFOUND);
+    assert_int_equal(count_partners(fx->s), 1);
+    /* malformed JSON names the line */
+    ctx_reset(fx);
+    const char *broken = "{\"partners\": [\n{\"domain\": \"x.example\",}\n]}";
+    assert_int_equal(store_import_json(fx->s, &fx->ctx, broken, strlen(broken), 0, &fx->rep),
+                     FG_EPARSE);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, NULL, "line 2"));
+    /* a newer export is refused */
+    ctx_reset(fx);
+    const char *newer = "{\"schema_version\": 99, \"partners\": []}";
+    assert_int_equal(store_import_json(fx->s, &fx->ctx, newer, strlen(newer), 0, &fx->rep),
+                     FG_EVERSION);
+}
+
+static void test_export_import_roundtrip(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(new_partner(fx, "fabrikam.com", "research.fabrikam2.com,xmpp.fabrikam.com"),
+                     0);
+    assert_int_equal(new_partner(fx, "bücher.example", NULL), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_access_set(fx->s, &fx->ctx, "domain:example.org", true, &fx->rep), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_access_set(fx->s, &fx->ctx, "user:Bob@example.org", false, &fx->rep), 0);
+    buf_t a, b;
+    buf_init(&a, 1 << 24);
+    buf_init(&b, 1 << 24);
+    assert_int_equal(store_export_json(fx->s, STORE_EXPORT_SECRETS, &a), 0);
+
+    char *dir2 = test_tmpdir();
+    store_t *s2;
+    char err[256];
+    assert_int_equal(store_open(dir2, STORE_CREATE, &s2, err, sizeof(err)), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_init(s2, &fx->ctx, false, &fx->rep), 0);
+    ctx_reset(fx);
+    int rc = store_import_json(s2, &fx->ctx, (const char *)a.data, a.len, 0, &fx->rep);
+    if (rc)
+        fail_msg("import: %s %s", fg_strerror(rc), fx->rep.n ? fx->rep.msg[0].text : "");
+    assert_int_equal(store_export_json(s2, STORE_EXPORT_SECRETS, &b), 0);
+    /* identical except the settings revision (init wrote 1, import bumped it to 2) */
+    assert_true(a.len > 200);
+    char *pa = strstr((char *)a.data, "\"partners\"");
+    char *pb = strstr((char *)b.data, "\"partners\"");
+    assert_non_null(pa);
+    assert_non_null(pb);
+    assert_int_equal(a.len - (size_t)(pa - (char *)a.data), b.len - (size_t)(pb - (char *)b.data));
+    assert_memory_equal(pa, pb, a.len - (size_t)(pa - (char *)a.data));
+    partner_t p;
+    assert_int_equal(store_partner_find(s2, "xmpp.fabrikam.com", &p), 0);
+    assert_string_equal(p.domain, "fabrikam.com");
+    bool v;
+    assert_int_equal(store_access_effective(s2, "bob@example.org", &v), 0);
+    assert_false(v);
+    assert_int_equal(store_access_effective(s2, "alice@example.org", &v), 0);
+    assert_true(v);
+    /* re-import is a no-op; replace with fewer partners removes the rest */
+    ctx_reset(fx);
+    assert_int_equal(store_import_json(s2, &fx->ctx, (const char *)a.data, a.len, 0, &fx->rep), 0);
+    assert_null(fx->ctx.change);
+    ctx_reset(fx);
+    const char *only = "[{\"domain\": \"fabrikam.com\", \"dialback\": false}]";
+    assert_int_equal(
+        store_import_json(s2, &fx->ctx, only, strlen(only), STORE_IMPORT_REPLACE, &fx->rep), 0);
+    assert_int_equal(count_partners(s2), 1);
+    assert_int_equal(store_partner_find(s2, "xmpp.fabrikam.com", &p), FG_ENOTFOUND);
+    assert_int_equal(store_access_get(s2, "global", &v), FG_ENOTFOUND);
+    store_close(s2);
+    test_rmtree(dir2);
+    free(dir2);
+    buf_free(&a);
+    buf_free(&b);
+}
+
+static void test_access_policy(void **state)
+{
+    fx_t *fx = *state;
+    bool v;
+    assert_int_equal(store_access_effective(fx->s, "alice@example.org", &v), 0);
+    assert_false(v); /* Lync's default */
+    ctx_reset(fx);
+    assert_int_equal(store_access_set(fx->s, &fx->ctx, "global", true, &fx->rep), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_access_set(fx->s, &fx->ctx, "domain:example.org", false, &fx->rep), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_access_set(fx->s, &fx->ctx, "alice@EXAMPLE.org", true, &fx->rep), 0);
+    assert_int_equal(store_access_effective(fx->s, "alice@example.org", &v), 0);
+    assert_true(v); /* user beats domain */
+    assert_int_equal(store_access_effective(fx->s, "bob@example.org", &v), 0);
+    assert_false(v); /* domain beats global */
+    assert_int_equal(store_access_effective(fx->s, "carol@example.net", &v), 0);
+    assert_true(v); /* global */
+    ctx_reset(fx);
+    assert_int_equal(store_access_unset(fx->s, &fx->ctx, "domain:example.org", &fx->rep), 0);
+    assert_int_equal(store_access_effective(fx->s, "bob@example.org", &v), 0);
+    assert_true(v);
+    ctx_reset(fx);
+    assert_int_equal(store_access_unset(fx->s, &fx->ctx, "domain:example.org", &fx->rep),
+                     FG_ENOTFOUND);
+    ctx_reset(fx);
+    assert_int_equal(store_access_set(fx->s, &fx->ctx, "user:nodomain", true, &fx->rep), FG_EPARSE);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "scope", "nodomain"));
+}
+
+typedef struct {
+    int n;
+    char verbs[16][32];
+    bool secret_leak;
+} audit_seen_t;
+
+static int audit_cb(const store_audit_t *a, void *arg)
+{
+    audit_seen_t *s = arg;
+    if (s->n < 16)
+        snprintf(s->verbs[s->n], sizeof(s->verbs[0]), "%s", a->verb);
+    s->n++;
+    assert_true(a->time_ms > 1600000000000ll);
+    assert_non_null(a->before);
+    if (strstr(a->after, "dialback_passphrase\":\"") && !strstr(a->after, "(changed)"))
+        s->secret_leak = true;
+    return 0;
+}
+
+static void test_audit(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(new_partner(fx, "contoso.com", NULL), 0);
+    ctx_reset(fx);
+    fx->ctx.actor = "web:admin";
+    assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "contoso.com", STORE_ANY_REV, &fx->rep),
+                     0);
+    fx->ctx.actor = "test:unit";
+    audit_seen_t seen = {0};
+    assert_int_equal(store_audit_list(fx->s, 0, audit_cb, &seen), 0);
+    assert_int_equal(seen.n, 3);
+    assert_string_equal(seen.verbs[0], "init");
+    assert_string_equal(seen.verbs[1], "partner new");
+    assert_string_equal(seen.verbs[2], "partner remove");
+    assert_false(seen.secret_leak);
+    uint64_t counter, txn;
+    assert_int_equal(store_meta(fx->s, &counter, &txn), 0);
+    assert_int_equal(counter, 3);
+    /* since the far future: nothing */
+    audit_seen_t none = {0};
+    assert_int_equal(store_audit_list(fx->s, INT64_MAX, audit_cb, &none), 0);
+    assert_int_equal(none.n, 0);
+}
+
+static int kv_count(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_kv(void **state)
+{
+    fx_t *fx = *state;
+    store_txn_t *t;
+    assert_int_equal(store_txn_begin(fx->s, true, &t), 0);
+    assert_int_equal(store_kv_put(t, STORE_DB_USERS, "admin", 5, "hash1", 5), 0);
+    assert_int_equal(store_kv_put(t, STORE_DB_USERS, "alice", 5, "hash2", 5), 0);
+    assert_int_equal(store_kv_put(t, STORE_DB_SESSIONS, "s:1", 3, "admin", 5), 0);
+    assert_int_equal(store_kv_put(t, "partners", "x", 1, "y", 1), FG_EREFUSED);
+    assert_int_equal(store_kv_put(t, "nosuchdb", "x", 1, "y", 1), FG_EREFUSED);
+    assert_int_equal(store_txn_audit(t, &fx->ctx, "user add", "alice", NULL, "{}"), 0);
+    assert_int_equal(store_txn_commit(t), 0);
+
+    assert_int_equal(store_txn_begin(fx->s, false, &t), 0);
+    const void *v;
+    size_t vl;
+    assert_int_equal(store_kv_get(t, STORE_DB_USERS, "alice", 5, &v, &vl), 0);
+    assert_int_equal(vl, 5);
+    assert_memory_equal(v, "hash2", 5);
+    assert_int_equal(store_kv_get(t, STORE_DB_USERS, "bob", 3, &v, &vl), FG_ENOTFOUND);
+    int n = 0;
+    assert_int_equal(store_kv_iterate(t, STORE_DB_USERS, "a", 1, kv_count, &n), 0);
+    assert_int_equal(n, 2);
+    n = 0;
+    assert_int_equal(store_kv_iterate(t, STORE_DB_USERS, "al", 2, kv_count, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_kv_put(t, STORE_DB_USERS, "x", 1, "y", 1), FG_EREFUSED);
+    store_txn_abort(t);
+
+    assert_int_equal(store_txn_begin(fx->s, true, &t), 0);
+    assert_int_equal(store_kv_del(t, STORE_DB_USERS, "alice", 5), 0);
+    store_txn_abort(t); /* aborted: alice stays */
+    assert_int_equal(store_txn_begin(fx->s, false, &t), 0);
+    assert_int_equal(store_kv_get(t, STORE_DB_USERS, "alice", 5, &v, &vl), 0);
+    store_txn_abort(t);
+}
+
+/* ---- refusal of bad stores ---- */
+
+static char *data_file(const char *dir)
+{
+    char *p = malloc(strlen(dir) + 16);
+    sprintf(p, "%s/data.mdb", dir);
+    return p;
+}
+
+static void test_truncated_store(void **state)
+{
+    fx_t *fx = *state;
+    for (int i = 0; i < 200; i++) {
+        char d[32];
+        snprintf(d, sizeof(d), "p%03d.example", i);
+        assert_int_equal(new_partner(fx, d, NULL), 0);
+    }
+    store_close(fx->s);
+    fx->s = NULL;
+    char *file = data_file(fx->dir);
+    struct stat sb;
+    assert_int_equal(stat(file, &sb), 0);
+    off_t full = sb.st_size;
+    assert_true(full > 16384);
+    const off_t cuts[] = {0, 100, 4096, 8192, full / 2, full - 4096};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        assert_int_equal(truncate(file, cuts[i]), 0);
+        store_t *s = NULL;
+        char err[512] = "";
+        int rc = store_open(fx->dir, 0, &s, err, sizeof(err));
+        if (rc == 0)
+            fail_msg("truncated to %lld bytes but opened", (long long)cuts[i]);
+        assert_int_equal(rc, FG_ESTORE);
+        assert_non_null(strstr(err, fx->dir));
+        assert_true(strstr(err, "truncated") || strstr(err, "corrupt"));
+        policy_reader_t *r = NULL;
+        assert_int_equal(policy_reader_open(fx->dir, &r), FG_ESTORE);
+    }
+    free(file);
+    /* teardown needs a store: reopen a fresh one */
+    test_rmtree(fx->dir);
+    char err[256];
+    assert_int_equal(store_open(fx->dir, STORE_CREATE, &fx->s, err, sizeof(err)), 0);
+}
+
+static void test_corrupt_store(void **state)
+{
+    fx_t *fx = *state;
+    store_close(fx->s);
+    fx->s = NULL;
+    char *file = data_file(fx->dir);
+    int fd = open(file, O_WRONLY);
+    assert_true(fd >= 0);
+    char junk[8192];
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (char)(i * 131 + 7);
+    assert_int_equal(pwrite(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+    close(fd);
+    store_t *s = NULL;
+    char err[512] = "";
+    assert_int_equal(store_open(fx->dir, 0, &s, err, sizeof(err)), FG_ESTORE);
+    assert_non_null(strstr(err, "corrupt"));
+    /* not a store at all: a directory where data.mdb is a directory */
+    test_rmtree(fx->dir);
+    assert_int_equal(mkdir(fx->dir, 0700), 0);
+    assert_int_equal(mkdir(file, 0700), 0);
+    assert_int_equal(store_open(fx->dir, 0, &s, err, sizeof(err)), FG_ESTORE);
+    free(file);
+    test_rmtree(fx->dir);
+    /* missing store: not found, with the hint */
+    assert_int_equal(store_open(fx->dir, 0, &s, err, sizeof(err)), FG_ENOTFOUND);
+    assert_int_equal(store_open(fx->dir, STORE_CREATE, &fx->s, err, sizeof(err)), 0);
+}
+
+static void put_meta_version(const char *dir, uint32_t ver)
+{
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 1ull << 30), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, "meta", 0, &dbi), 0);
+    uint8_t b[4] = {(uint8_t)ver, (uint8_t)(ver >> 8), 0, 0};
+    MDB_val k = {14, "schema_version"}, v = {4, b};
+    assert_int_equal(mdb_put(t, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(new_partner(fx, "contoso.com", NULL), 0);
+    store_close(fx->s);
+    fx->s = NULL;
+    put_meta_version(fx->dir, SCHEMA_VERSION + 1);
+    store_t *s = NULL;
+    char err[512] = "";
+    assert_int_equal(store_open(fx->dir, 0, &s, err, sizeof(err)), FG_EVERSION);
+    assert_non_null(strstr(err, "schema version 2"));
+    assert_non_null(strstr(err, "upgrade"));
+    policy_reader_t *r = NULL;
+    assert_int_equal(policy_reader_open(fx->dir, &r), FG_EVERSION);
+    put_meta_version(fx->dir, SCHEMA_VERSION);
+    assert_int_equal(store_open(fx->dir, 0, &fx->s, err, sizeof(err)), 0);
+}
+
+/* ---- the reader ---- */
+
+static void test_reader(void **state)
+{
+    fx_t *fx = *state;
+    assert_int_equal(new_partner(fx, "fabrikam.com", "research.fabrikam2.com"), 0);
+    policy_reader_t *r;
+    assert_int_equal(policy_reader_open(fx->dir, &r), 0);
+    uint64_t g0 = policy_reader_generation(r);
+    const policy_partner_t *p = policy_lookup(r, "research.fabrikam2.com");
+    assert_non_null(p);
+    assert_string_equal(p->domain, "fabrikam.com");
+    assert_int_equal(p->rules.tls, NEG_REQUIRED);
+    assert_false(p->rules.dialback);
+    assert_int_equal(p->connection_limit, 20); /* gateway default */
+    assert_false(p->connection_limit_set);
+    assert_null(p->proxy_host);
+    assert_null(policy_lookup(r, "fabrikam2.com")); /* subdomains are not implied */
+    assert_null(policy_lookup(r, "unknown.example"));
+    assert_null(policy_lookup_default(r));
+    assert_int_equal(policy_settings(r)->keepalive_interval, 300);
+    assert_false(policy_access(r, "alice@example.org"));
+    assert_int_equal(policy_reader_refresh(r), 0);
+    assert_int_equal(policy_reader_generation(r), g0);
+
+    /* commits: a new partner, access on, default profile allowed */
+    assert_int_equal(new_partner(fx, "contoso.com", NULL), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_access_set(fx->s, &fx->ctx, "global", true, &fx->rep), 0);
+    partner_t def;
+    partner_defaults(&def);
+    strcpy(def.domain, "*");
+    def.sasl = NEG_OPTIONAL;
+    ctx_reset(fx);
+    assert_int_equal(store_partner_create(fx->s, &fx->ctx, &def, &fx->rep), 0);
+    settings_t st;
+    assert_int_equal(store_settings_get(fx->s, &st), 0);
+    st.unknown_domains = SETTINGS_UNKNOWN_ALLOW;
+    st.dialback_passphrase[0] = '\0';
+    ctx_reset(fx);
+    assert_int_equal(store_settings_update(fx->s, &fx->ctx, &st, STORE_ANY_REV, &fx->rep), 0);
+    hosted_t h;
+    hosted_defaults(&h);
+    strcpy(h.domain, "example.org");
+    strcpy(h.secret, "s3cret-component");
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep), 0);
+
+    assert_null(policy_lookup(r, "contoso.com")); /* not before refresh */
+    assert_int_equal(policy_reader_refresh(r), 1);
+    assert_true(policy_reader_generation(r) > g0);
+    assert_non_null(policy_lookup(r, "contoso.com"));
+    assert_non_null(policy_lookup(r, "fabrikam.com"));
+    assert_true(policy_access(r, "alice@example.org"));
+    const policy_partner_t *d = policy_lookup_default(r);
+    assert_non_null(d);
+    assert_int_equal(d->rules.sasl, NEG_OPTIONAL);
+    assert_null(policy_lookup(r, "*")); /* the profile is not a domain */
+    const policy_hosted_t *ph = policy_lookup_hosted(r, "example.org");
+    assert_non_null(ph);
+    assert_string_equal(ph->secret, "s3cret-component");
+    assert_true(ph->enabled);
+    size_t np, nd, nh, bytes;
+    policy_reader_stats(r, &np, &nd, &nh, &bytes);
+    assert_int_equal(np, 2);
+    assert_int_equal(nd, 3);
+    assert_int_equal(nh, 1);
+    assert_true(bytes > 0);
+    /* uncached path agrees, for primary and additional domains */
+    partner_t u;
+    assert_int_equal(policy_lookup_uncached(r, "research.fabrikam2.com", &u), 0);
+    assert_string_equal(u.domain, "fabrikam.com");
+    assert_int_equal(policy_lookup_uncached(r, "nope.example", &u), FG_ENOTFOUND);
+    assert_int_equal(policy_lookup_raw(r, "contoso.com"), 0);
+    /* remove: gone after refresh */
+    ctx_reset(fx);
+    assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "fabrikam.com", STORE_ANY_REV, &fx->rep),
+                     0);
+    assert_int_equal(policy_reader_refresh(r), 1);
+    assert_null(policy_lookup(r, "research.fabrikam2.com"));
+    policy_reader_close(r);
+}
+
+static void test_readonly_open(void **state)
+{
+    fx_t *fx = *state;
+    store_close(fx->s);
+    char err[256];
+    assert_int_equal(store_open(fx->dir, STORE_READONLY, &fx->s, err, sizeof(err)), 0);
+    ctx_reset(fx);
+    assert_int_equal(new_partner(fx, "x.example", NULL), FG_EREFUSED);
+    settings_t st;
+    assert_int_equal(store_settings_get(fx->s, &st), 0);
+}
+
+int main(void)
+{
+#define T(n) cmocka_unit_test_setup_teardown(n, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_init_defaults),
+        T(test_settings_update),
+        T(test_duplicate_domains),
+        T(test_hosted_and_partner_overlap),
+        T(test_revision_stale),
+        T(test_modify_and_what_if),
+        T(test_import_all_or_nothing),
+        T(test_export_import_roundtrip),
+        T(test_access_policy),
+        T(test_audit),
+        T(test_kv),
+        T(test_truncated_store),
+        T(test_corrupt_store),
+        T(test_newer_schema_refused),
+        T(test_reader),
+        T(test_readonly_open),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
