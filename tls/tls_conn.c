@@ -561,3 +561,26 @@ const char *tls_verify_label(tls_verify_t v)
     }
     return "other";
 }
+
+const char *tls_peer_describe(const tls_peer_t *peer, const char *domain, char *buf, size_t len)
+{
+    if (len == 0)
+        return buf;
+    buf[0] = '\0';
+    if (peer->verify != TLS_VERIFY_OK) {
+        snprintf(buf, len, "%s", peer->reason[0] ? peer->reason : verify_name(peer->verify));
+        return buf;
+    }
+    if (domain && tls_identity_matches(&peer->ids, domain)) {
+        snprintf(buf, len, "ok");
+        return buf;
+    }
+    size_t used =
+        (size_t)snprintf(buf, len, "name mismatch: %s not in", domain ? domain : "(none)");
+    for (size_t i = 0; i < peer->ids.count && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, " %s:%s",
+                                 tls_id_type_name(peer->ids.ids[i].type), peer->ids.ids[i].name);
+    if (peer->ids.count == 0 && used < len)
+        snprintf(buf + used, len - used, " (no names)");
+    return buf;
+}

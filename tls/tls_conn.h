@@ -75,6 +75,10 @@ typedef struct {
 /* SASL EXTERNAL's test: the chain is valid (TLS_VERIFY_OK) and an identity matches `domain`
  * (RFC 6125, tls_identity_matches). 1 or 0. */
 int tls_peer_authenticates(const tls_peer_t *peer, const char *domain);
+/* One log line on the peer's certificate for `domain`: its reason when the chain failed,
+ * "name mismatch: <domain> not in dns:a.example srv:b.example ..." when no identity matches,
+ * else "ok". Truncated to len; returns buf. */
+const char *tls_peer_describe(const tls_peer_t *peer, const char *domain, char *buf, size_t len);
 /* Short stable label for metrics and logs: "none", "ok", "no_cert", "expired", "not_yet_valid",
  * "untrusted", "revoked", "other". */
 const char *tls_verify_label(tls_verify_t v);

@@ -393,6 +393,19 @@ int tls_identity_matches(const tls_identities_t *ids, const char *domain)
     return 0;
 }
 
+size_t tls_identity_flatten(const tls_identities_t *ids, const char **names, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; ids && i < ids->count && n < max; i++) {
+        const tls_id_t *id = &ids->ids[i];
+        if ((id->type == TLS_ID_SRV || id->type == TLS_ID_XMPPADDR) &&
+            (strchr(id->name, '*') || strchr(id->name, '@') || strchr(id->name, '/')))
+            continue;
+        names[n++] = id->name;
+    }
+    return n;
+}
+
 const char *tls_id_type_name(tls_id_type_t type)
 {
     switch (type) {

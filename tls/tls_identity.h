@@ -55,5 +55,11 @@ int tls_identity_matches(const tls_identities_t *ids, const char *domain);
  * for the stream layer's logs). */
 int tls_identity_match_one(tls_id_type_t type, const char *presented, const char *domain);
 
+/* The identities as a flat list of names for a matcher that knows only DNS-ID rules (core's
+ * stream_tls_up takes such a list): DNS-IDs and CN-IDs as they are; SRV-IDs and XmppAddrs, which
+ * match exactly, only when they hold no '*' so a flat matcher cannot read them as wildcards.
+ * Pointers borrowed from ids. Returns the number written (at most max). */
+size_t tls_identity_flatten(const tls_identities_t *ids, const char **names, size_t max);
+
 /* "dns", "srv", "xmppaddr", "cn". */
 const char *tls_id_type_name(tls_id_type_t type);

@@ -278,6 +278,17 @@ static void test_peer_results(void **state)
             assert_false(tls_peer_authenticates(p, cases[i].not_matches));
         if (cases[i].not_matches)
             assert_false(tls_identity_matches(&p->ids, cases[i].not_matches));
+        char line[256];
+        tls_peer_describe(p, cases[i].matches ? cases[i].matches : "a.example", line, sizeof line);
+        if (cases[i].want == TLS_VERIFY_OK)
+            assert_string_equal(line, "ok");
+        else
+            assert_string_equal(line, p->reason);
+        if (cases[i].not_matches && cases[i].want == TLS_VERIFY_OK) {
+            tls_peer_describe(p, cases[i].not_matches, line, sizeof line);
+            assert_non_null(strstr(line, "name mismatch"));
+            assert_non_null(strstr(line, cases[i].not_matches));
+        }
         transfer(sv, cl, "<stream:features/>", 1 << 20);
         tls_conn_free(cl);
         tls_conn_free(sv);

@@ -94,6 +94,23 @@ static void test_matches_list(void **state)
     assert_int_equal(tls_identity_matches(&empty, "a.example"), 0);
 }
 
+static void test_flatten(void **state)
+{
+    tls_id_t ids[] = {{TLS_ID_DNS, "*.a.example"},
+                      {TLS_ID_SRV, "*.b.example"},
+                      {TLS_ID_SRV, "b.example"},
+                      {TLS_ID_XMPPADDR, "u@c.example"},
+                      {TLS_ID_XMPPADDR, "c.example"}};
+    tls_identities_t list = {.count = 5, .ids = ids};
+    const char *names[8];
+    assert_int_equal(tls_identity_flatten(&list, names, 8), 3);
+    assert_string_equal(names[0], "*.a.example");
+    assert_string_equal(names[1], "b.example");
+    assert_string_equal(names[2], "c.example");
+    assert_int_equal(tls_identity_flatten(&list, names, 1), 1);
+    assert_int_equal(tls_identity_flatten(NULL, names, 8), 0);
+}
+
 /* ---- identities read from generated certificates ----------------------------------------- */
 
 static uint8_t der[16384];
@@ -246,10 +263,11 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_match_table),    cmocka_unit_test(test_matches_list),
-        cmocka_unit_test(test_parse_dns),      cmocka_unit_test(test_parse_wildcard),
-        cmocka_unit_test(test_parse_srv),      cmocka_unit_test(test_parse_xmppaddr),
-        cmocka_unit_test(test_parse_cn_rules), cmocka_unit_test(test_parse_malformed),
+        cmocka_unit_test(test_match_table),     cmocka_unit_test(test_flatten),
+        cmocka_unit_test(test_matches_list),    cmocka_unit_test(test_parse_dns),
+        cmocka_unit_test(test_parse_wildcard),  cmocka_unit_test(test_parse_srv),
+        cmocka_unit_test(test_parse_xmppaddr),  cmocka_unit_test(test_parse_cn_rules),
+        cmocka_unit_test(test_parse_malformed),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
