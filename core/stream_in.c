@@ -71,6 +71,13 @@ static void send_features(stream_t *s)
         return;
     }
     st_send_begin(s, &m);
+    if (!tls_offer && !sasl_offer && !db_offer && !bidi_offer) {
+        /* Negotiation complete (after SASL): nothing mandatory, nothing voluntary. */
+        st_send_str(s, "<stream:features/>");
+        st_send_commit(s, m);
+        s->offered_tls = s->offered_sasl = s->offered_db = s->offered_bidi = false;
+        return;
+    }
     st_send_str(s, "<stream:features>");
     if (tls_offer)
         st_send_str(s, tls_required ? "<starttls xmlns='" STANZA_NS_TLS "'><required/></starttls>"
@@ -376,7 +383,9 @@ static void db_proceed(stream_t *s, pair_t *p, const dom_t *d)
         return;
     }
     p->state = PAIR_VERIFYING;
-    p->deadline = s->now + (uint64_t)s->cfg.limits.establishment_timeout_s * 1000;
+    /* Half the establishment time: the initiator hears remote-server-timeout and may still retry
+       before the stream itself times out. */
+    p->deadline = s->now + (uint64_t)s->cfg.limits.establishment_timeout_s * 500;
     if (p->deadline == s->now)
         p->deadline = 0;
     act_t *a = st_push(s, STREAM_ACT_VERIFY);
