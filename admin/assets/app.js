@@ -30,6 +30,10 @@ function h(tag, attrs, ...children) {
 }
 
 function main() { return document.getElementById('main'); }
+// Replaces the content area; null entries (an absent banner or notice) are left out.
+function show(...nodes) {
+  main().replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false));
+}
 function isAdmin() { return state.role === 'admin'; }
 
 // ---- API ----
@@ -123,8 +127,7 @@ function markNav() {
 async function render() {
   markNav();
   const view = routes[location.pathname] || viewHome;
-  const m = main();
-  m.replaceChildren(h('p', { class: 'muted', text: 'Loading…' }));
+  show(h('p', { class: 'muted', text: 'Loading…' }));
   await view();
 }
 
@@ -162,7 +165,7 @@ async function viewHome() {
   const hosted = (hd.data.hosted || []).length;
   const gw = g.data.gateway || {};
   const recent = (au.data.audit || []).slice().reverse();
-  main().replaceChildren(
+  show(
     ...pageHead('Home', 'fedgate lets your XMPP domains federate only with the partners listed here, each with its own TLS, SASL and dialback rules.'),
     readOnlyBanner(),
     h('div', { class: 'cards' },
@@ -240,7 +243,7 @@ async function viewPartners() {
       h('th', { scope: 'col', text: 'Dialback' }), h('th', { scope: 'col', text: 'Additional domains' }),
       h('th', { scope: 'col', text: 'Description' }))),
     h('tbody', null, rows.length ? rows : h('tr', null, h('td', { colspan: 8, class: 'empty', text: 'No XMPP federated partners yet. Click New to add one.' }))));
-  main().replaceChildren(
+  show(
     federationTabs('/partners'),
     ...pageHead('XMPP Federated Partners', 'Only the XMPP domains listed here may federate with your users. Each partner says how its servers must authenticate.'),
     readOnlyBanner(),
@@ -351,7 +354,7 @@ async function viewPartnerForm(domain) {
   if (domain) {
     const res = await api('GET', '/api/partners/' + encodeURIComponent(domain));
     if (res.status !== 200) {
-      main().replaceChildren(federationTabs('/partners'), ...pageHead('XMPP Federated Partner'),
+      show(federationTabs('/partners'), ...pageHead('XMPP Federated Partner'),
         noticeBox('error', `${domain} could not be opened: ${res.data.reason || res.status}.`), linkTo('/partners', 'Back to the list'));
       return;
     }
@@ -436,7 +439,7 @@ async function viewPartnerForm(domain) {
     msg.scrollIntoView({ block: 'nearest' });
   });
 
-  main().replaceChildren(federationTabs('/partners'),
+  show(federationTabs('/partners'),
     ...pageHead(domain ? (readOnly ? 'View' : 'Edit') + ' XMPP Federated Partner – ' + domain : 'New XMPP Federated Partner',
       readOnly ? null : 'Fill in the settings and click Commit. Fields marked * are required.'),
     readOnlyBanner(), form);
@@ -537,7 +540,7 @@ async function viewGateway() {
     msg.replaceChildren(noticeBox('error', fail.title, fail.lines));
     for (const m of messagesOf(r.data, 'error')) showFieldError('g-' + m.field, m.text);
   });
-  main().replaceChildren(federationTabs('/gateway'),
+  show(federationTabs('/gateway'),
     ...pageHead('XMPP Gateway Settings', 'Settings of the gateway itself, as Set-CsXmppGatewayConfiguration. Changes apply to running gateways within moments.'),
     readOnlyBanner(), notice ? noticeBox(notice.kind, notice.title, notice.lines) : null, form);
 }
@@ -604,7 +607,7 @@ async function viewHosted() {
     msg.replaceChildren(noticeBox('error', fail.title, fail.lines));
     for (const m of messagesOf(r.data, 'error')) showFieldError('h-' + m.field, m.text);
   });
-  main().replaceChildren(federationTabs('/hosted'),
+  show(federationTabs('/hosted'),
     ...pageHead('Hosted Domains', 'Your own XMPP domains: the gateway presents their certificates to partners and routes their traffic inside.'),
     readOnlyBanner(), notice ? noticeBox(notice.kind, notice.title, notice.lines) : null,
     h('div', { class: 'table-wrap' }, h('table', { class: 'grid', 'aria-label': 'Hosted domains' },
@@ -659,7 +662,7 @@ async function viewAccess() {
     const fail = describeFailure(r, key);
     msg.replaceChildren(noticeBox('error', fail.title, fail.lines));
   });
-  main().replaceChildren(federationTabs('/access'),
+  show(federationTabs('/access'),
     ...pageHead('External Access Policy', 'Which of your users may communicate with users of XMPP federated partners.'),
     readOnlyBanner(), notice ? noticeBox(notice.kind, notice.title, notice.lines) : null,
     h('div', { class: 'table-wrap' }, h('table', { class: 'grid', 'aria-label': 'External access settings' },
@@ -671,6 +674,8 @@ async function viewAccess() {
 // ---- Audit log ----
 
 function changeSummary(e) {
+  if ((e.before !== null && typeof e.before !== 'object') || (e.after !== null && typeof e.after !== 'object'))
+    return `${JSON.stringify(e.before)} → ${JSON.stringify(e.after)}`;
   const b = e.before && typeof e.before === 'object' ? e.before : null;
   const a = e.after && typeof e.after === 'object' ? e.after : null;
   if (!b && a) return 'created';
@@ -685,11 +690,17 @@ function changeSummary(e) {
   return parts.join('; ');
 }
 
+function when(ms) {
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
 function auditTable(entries) {
   return h('div', { class: 'table-wrap' }, h('table', { class: 'grid', id: 'audit-table', 'aria-label': 'Audit log' },
     h('thead', null, h('tr', null, ['When', 'Who', 'What', 'Subject', 'Change'].map((t) => h('th', { scope: 'col', text: t })))),
     h('tbody', null, entries.map((e) => h('tr', null,
-      h('td', { class: 'nowrap' }, new Date(e.time_ms).toLocaleString()), h('td', null, e.actor), h('td', null, e.verb),
+      h('td', { class: 'nowrap' }, when(e.time_ms)), h('td', null, e.actor), h('td', null, e.verb),
       h('td', { class: 'domain' }, e.subject), h('td', { class: 'wrap small' }, changeSummary(e)))))));
 }
 
@@ -702,7 +713,7 @@ async function viewAudit() {
     const q = filter.value.trim().toLowerCase();
     for (const tr of table.querySelectorAll('tbody tr')) tr.hidden = q && !tr.textContent.toLowerCase().includes(q);
   });
-  main().replaceChildren(...pageHead('Audit Log', 'Every change to the policy store, newest first: who made it, when, and what changed.'),
+  show(...pageHead('Audit Log', 'Every change to the policy store, newest first: who made it, when, and what changed.'),
     h('div', { class: 'toolbar' }, h('button', { type: 'button', onclick: () => render() }, 'Refresh'), h('span', { class: 'spacer' }),
       h('label', { for: 'audit-filter', class: 'inline-label' }, 'Filter'), filter),
     entries.length ? table : h('p', { class: 'muted', text: 'No changes yet.' }));

@@ -20,8 +20,9 @@ before(async () => {
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--user-data-dir=${profile}`],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    // playwright gives every launch a fresh temporary profile (--user-data-dir) of its own.
+    env: { ...process.env, HOME: profile },
   });
 });
 
@@ -328,12 +329,12 @@ test('gateway settings, hosted domains, access policy and the audit log pages', 
 
     await page.getByRole('link', { name: 'Hosted Domains' }).click();
     await page.getByRole('heading', { name: 'Hosted Domains' }).waitFor();
-    await page.getByLabel('Domain', { exact: true }).fill('chat.example');
+    await page.getByRole('textbox', { name: 'Domain', exact: true }).fill('chat.example');
     await page.getByLabel('Route').selectOption({ label: 'Component (XEP-0114)' });
     await page.getByLabel('Component secret').fill('a component secret');
     await page.getByRole('button', { name: 'Commit' }).click();
     await page.getByRole('status').filter({ hasText: 'Saved chat.example' }).waitFor();
-    await page.getByRole('cell', { name: 'chat.example' }).waitFor();
+    await page.getByRole('cell', { name: 'chat.example', exact: true }).waitFor();
     assert.equal(cli(srv.store, 'domain', 'get', 'chat.example').status, 0);
 
     await page.getByRole('link', { name: 'External Access Policy' }).click();
