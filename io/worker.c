@@ -194,6 +194,10 @@ static void config_defaults(wgroup_config_t *c)
         c->linger_ms = 2000;
     if (!c->xq_cap)
         c->xq_cap = 1024;
+    if (!c->spin_us)
+        c->spin_us = 50;
+    else if (c->spin_us == WGROUP_NO_SPIN)
+        c->spin_us = 0;
 }
 
 int wgroup_create(wgroup_t **out, const wgroup_config_t *cfg)

@@ -43,6 +43,8 @@ typedef struct {
 /* Probes the kernel (cached after the first call). 0, or -errno when io_uring is unavailable. */
 int io_features_probe(io_features_t *out);
 
+#define WGROUP_NO_SPIN 0xffffffffu
+
 typedef struct {
     unsigned nworkers;     /* 0: one per online core */
     unsigned max_conns;    /* all workers together; 0: as many as the fd limit allows */
@@ -52,7 +54,7 @@ typedef struct {
     unsigned rbuf_size;    /* bytes each; default 16384 */
     size_t send_max;       /* per-connection send queue bound; default 256 KiB */
     unsigned linger_ms;    /* how long conn_close may flush; default 2000 */
-    unsigned spin_us;      /* spin before sleeping; default 50, 0 disables */
+    unsigned spin_us;      /* spin before sleeping; 0: default 50; WGROUP_NO_SPIN disables */
     unsigned xq_cap;       /* entries per SPSC queue; default 1024 */
     bool no_multishot;     /* force single-shot accept/recv (tests the fallback path) */
     /* Hooks, all optional, called on the worker's thread. */
