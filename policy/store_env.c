@@ -11,6 +11,8 @@
 #include <limits.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,26 +76,94 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
-/* A file shorter than its last page makes LMDB's mmap fault (SIGBUS) on first touch: check the
-   size against the meta page's last page number before any read. */
-static int check_size(MDB_env *env, const char *dir, char *err, size_t errlen)
+/*
+ * A truncated data file makes LMDB's mmap fault (SIGBUS) on the first read of a missing page, and
+ * LMDB itself never checks. The page count of the meta page cannot be compared with the file size
+ * either: pages allocated and freed inside one transaction count in it but are never written.
+ * So the environment is walked once when this process first opens it (every record of every
+ * database, including the free list), with SIGBUS turned into an error for the length of the
+ * walk. Cost: one sequential read of the used pages, done once per process and store.
+ */
+static __thread sigjmp_buf *walk_jmp;
+
+static void walk_sigbus(int sig)
 {
-    MDB_envinfo info;
-    MDB_stat st;
-    struct stat sb;
+    if (walk_jmp)
+        siglongjmp(*walk_jmp, 1);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static volatile unsigned char walk_sink;
+
+static int walk_db(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_cursor *c;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, dbi, &c);
+    if (rc)
+        return store_mdb_err(rc);
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        /* the first and last byte reach the first and last page of an overflow value */
+        if (v.mv_size)
+            walk_sink ^= ((const unsigned char *)v.mv_data)[0] ^
+                         ((const unsigned char *)v.mv_data)[v.mv_size - 1];
+        for (size_t off = 4096; off < v.mv_size; off += 4096)
+            walk_sink ^= ((const unsigned char *)v.mv_data)[off];
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc);
+}
+
+static int check_pages(MDB_env *env, const char *dir, char *err, size_t errlen)
+{
     char file[4200];
+    struct stat sb;
+    MDB_stat st;
     snprintf(file, sizeof(file), "%s/data.mdb", dir);
-    if (mdb_env_info(env, &info) || mdb_env_stat(env, &st) || stat(file, &sb))
+    if (stat(file, &sb) || mdb_env_stat(env, &st))
         return FG_ESTORE;
-    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-    if ((uint64_t)sb.st_size < need) {
+    if (sb.st_size % st.ms_psize) {
         snprintf(err, errlen,
-                 "store %s is truncated (%lld bytes, its pages need %llu): restore it from an "
-                 "export or a backup",
-                 dir, (long long)sb.st_size, (unsigned long long)need);
+                 "store %s is truncated (%lld bytes is not a whole number of %u-byte pages): "
+                 "restore it from an export or a backup",
+                 dir, (long long)sb.st_size, st.ms_psize);
         return FG_ESTORE;
     }
-    return 0;
+
+    MDB_txn *txn = NULL;
+    int ret = store_mdb_err(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+    if (ret)
+        return ret;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = walk_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigjmp_buf jb;
+    sigaction(SIGBUS, &sa, &old);
+    if (sigsetjmp(jb, 1) == 0) {
+        walk_jmp = &jb;
+        ret = walk_db(txn, 0); /* free list */
+        if (!ret)
+            ret = walk_db(txn, 1); /* main db: the named databases' records */
+        MDB_dbi dbi;
+        for (int i = 0; !ret && i < DB_COUNT_; i++)
+            if (mdb_dbi_open(txn, store_db_names[i], 0, &dbi) == 0)
+                ret = walk_db(txn, dbi);
+    } else {
+        ret = FG_ESTORE;
+        snprintf(err, errlen,
+                 "store %s is truncated (%lld bytes; a page it uses is missing): restore it "
+                 "from an export or a backup",
+                 dir, (long long)sb.st_size);
+    }
+    walk_jmp = NULL;
+    sigaction(SIGBUS, &old, NULL);
+    mdb_txn_abort(txn);
+    if (ret && !err[0])
+        snprintf(err, errlen, "store %s is corrupt (%s)", dir, fg_strerror(ret));
+    return ret;
 }
 
 static int env_open(store_env_t *e, bool create, bool readonly, char *err, size_t errlen)
@@ -153,7 +223,7 @@ static int env_open(store_env_t *e, bool create, bool readonly, char *err, size_
             ret = FG_ESTORE;
         goto fail;
     }
-    ret = check_size(e->env, e->path, err, errlen);
+    ret = check_pages(e->env, e->path, err, errlen);
     if (ret)
         goto fail;
     int dead = 0;

@@ -634,14 +634,23 @@ static void test_truncated_store(void **state)
     assert_int_equal(stat(file, &sb), 0);
     off_t full = sb.st_size;
     assert_true(full > 16384);
-    const off_t cuts[] = {0, 100, 4096, 8192, full / 2, full - 4096};
+    /* Cuts that lose used pages must be refused with a clear error, never a crash. The last
+       page may be one LMDB counted but never wrote: that cut may open, and must then read. */
+    const off_t cuts[] = {full - 4096, full / 2 + 100, full / 2 & ~(off_t)4095, 8192, 4096, 100, 0};
     for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
         assert_int_equal(truncate(file, cuts[i]), 0);
         store_t *s = NULL;
         char err[512] = "";
         int rc = store_open(fx->dir, 0, &s, err, sizeof(err));
-        if (rc == 0)
-            fail_msg("truncated to %lld bytes but opened", (long long)cuts[i]);
+        if (rc == 0) {
+            assert_int_equal(i, 0);
+            buf_t b;
+            buf_init(&b, 1 << 24);
+            assert_int_equal(store_export_json(s, 0, &b), 0);
+            buf_free(&b);
+            store_close(s);
+            continue;
+        }
         assert_int_equal(rc, FG_ESTORE);
         assert_non_null(strstr(err, fx->dir));
         assert_true(strstr(err, "truncated") || strstr(err, "corrupt"));
