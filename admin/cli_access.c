@@ -43,19 +43,28 @@ static int key_arg(const char *in, char *out, size_t outlen)
                     why ? ": " : "", why ? why : "");
 }
 
+/* Format-List, as Get-CsExternalAccessPolicy prints a policy. */
+static void print_scope(const char *key, bool value, bool gap)
+{
+    cli_list_t l = {0};
+    if (gap)
+        printf("\n");
+    cli_list_add(&l, "Identity", "%s", key);
+    cli_list_add(&l, "EnableXmppAccess", "%s", value ? "True" : "False");
+    cli_list_print(&l, stdout);
+}
+
 typedef struct {
     bool json;
     size_t n;
     buf_t b;
-    cli_list_t l;
 } access_out_t;
 
 static int emit(const char *key, bool value, void *arg)
 {
     access_out_t *o = arg;
     if (!o->json) {
-        printf("%-40s EnableXmppAccess : %s\n", key, value ? "True" : "False");
-        o->n++;
+        print_scope(key, value, o->n++ > 0);
         return 0;
     }
     int rc = json_put_raw(&o->b, o->n++ ? ",\n  " : "\n  ");
@@ -156,7 +165,7 @@ static int access_write(int argc, char **argv, const char *store_path, bool set)
     if (!ret && ctx.what_if)
         cli_print_what_if(&ctx, set ? "access set" : "access remove", key);
     else if (!ret && set)
-        printf("%-40s EnableXmppAccess : %s\n", key, value ? "True" : "False");
+        print_scope(key, value, false);
 out:
     free(ctx.change);
     report_free(&rep);
@@ -191,7 +200,7 @@ static int access_check(int argc, char **argv, const char *store_path)
     int rc = store_access_effective(s, key + 5, &v); /* key is "user:<jid>" */
     ret = cli_finish(rc, NULL, key);
     if (!ret)
-        printf("%s EnableXmppAccess : %s\n", key + 5, v ? "True" : "False");
+        print_scope(key, v, false);
     store_close(s);
     return ret;
 }

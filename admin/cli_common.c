@@ -131,7 +131,10 @@ void cli_print_help(FILE *f, const char *usage, const char *summary, const cli_o
         char left[128];
         snprintf(left, sizeof(left), "%s%s%s", opts[i].name, opts[i].metavar ? " " : "",
                  opts[i].metavar ? opts[i].metavar : "");
-        fprintf(f, "  --%-*s  %s\n", (int)w, left, opts[i].help ? opts[i].help : "");
+        if (w > 28) /* long enum lists: help on its own line rather than a ragged table */
+            fprintf(f, "  --%s\n        %s\n", left, opts[i].help ? opts[i].help : "");
+        else
+            fprintf(f, "  --%-*s  %s\n", (int)w, left, opts[i].help ? opts[i].help : "");
     }
 }
 

@@ -62,7 +62,19 @@ void cli_report_print(const report_t *rep)
 
 int cli_finish(int rc, const report_t *rep, const char *subject)
 {
-    cli_report_print(rep);
+    if (rc == 0 || rc == FG_EREFUSED || !report_has_errors(rep)) {
+        cli_report_print(rep);
+    } else {
+        /* "already exists", "not found", a store failure: the warnings about the values given
+           are noise next to that, so only the error lines are shown. */
+        char line[REPORT_FIELD_MAX + REPORT_SUBJECT_MAX + REPORT_TEXT_MAX + 32];
+        for (size_t i = 0; i < rep->n; i++) {
+            if (rep->msg[i].severity != REPORT_ERROR)
+                continue;
+            report_format(&rep->msg[i], line, sizeof(line));
+            fprintf(stderr, "%s\n", line);
+        }
+    }
     if (rc == 0)
         return CLI_EXIT_OK;
     if (!report_has_errors(rep)) {

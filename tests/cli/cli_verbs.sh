@@ -170,10 +170,12 @@ out_has '"partners"'
 expect 0 export -o "$T/e.json"
 [ -s "$T/e.json" ] && ok || fail "export -o wrote nothing"
 expect 0 import "$T/e.json"
+"$ADMIN" --store "$S" import - <"$T/e.json" >"$T/out" 2>"$T/err" && ok || fail "import from stdin: $(cat "$T/err")"
 expect 2 import "$T/does-not-exist.json"
 expect 2 import
 expect 0 audit
 out_has 'partner new fabrikam.com'
+out_has "os:$(id -un)"
 out_has 'gateway'
 expect 0 audit --json
 out_has '"verb"'
@@ -182,4 +184,8 @@ out_has 'partner'
 expect 0 audit --since 2999-01-01
 out_lacks 'partner'
 expect 2 audit --since yesterday-ish
+
+# --- the control panel's verbs are dispatched with the same store ---
+expect 0 user list
+expect 2 user
 finish
