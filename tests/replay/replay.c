@@ -6,6 +6,7 @@
  *
  * usage: stream_replay FILE...        exit 0 when every transcript passes in every feeding mode
  */
+#include "core/component.h"
 #include "core/dialback.h"
 #include "core/err.h"
 #include "core/peer.h"
@@ -227,6 +228,18 @@ static size_t expand(run_t *r, const char *src, uint8_t **out, size_t *cap, bool
             const char *end = strchr(p, '}');
             if (end && strncmp(p, "{id}", 4) == 0) {
                 grow_append(out, &len, cap, stream_id(r->s), strlen(stream_id(r->s)));
+                p = end + 1;
+                continue;
+            }
+            if (end && strncmp(p, "{handshake:", 11) == 0) {
+                char sec[256], dig[SHA1_HEX_LEN + 1];
+                size_t n = (size_t)(end - p - 11);
+                if (n >= sizeof(sec))
+                    n = sizeof(sec) - 1;
+                memcpy(sec, p + 11, n);
+                sec[n] = '\0';
+                component_digest(stream_id(r->s), sec, n, dig);
+                grow_append(out, &len, cap, dig, SHA1_HEX_LEN);
                 p = end + 1;
                 continue;
             }
