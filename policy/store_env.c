@@ -95,6 +95,7 @@ static void walk_sigbus(int sig)
 }
 
 static volatile unsigned char walk_sink;
+static __thread MDB_cursor *walk_cursor; /* closed by the caller after a SIGBUS jump */
 
 static int walk_db(MDB_txn *txn, MDB_dbi dbi)
 {
@@ -103,6 +104,7 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi)
     int rc = mdb_cursor_open(txn, dbi, &c);
     if (rc)
         return store_mdb_err(rc);
+    walk_cursor = c;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         /* the first and last byte reach the first and last page of an overflow value */
@@ -112,6 +114,7 @@ static int walk_db(MDB_txn *txn, MDB_dbi dbi)
         for (size_t off = 4096; off < v.mv_size; off += 4096)
             walk_sink ^= ((const unsigned char *)v.mv_data)[off];
     }
+    walk_cursor = NULL;
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc);
 }
@@ -160,6 +163,9 @@ static int check_pages(MDB_env *env, const char *dir, char *err, size_t errlen)
     }
     walk_jmp = NULL;
     sigaction(SIGBUS, &old, NULL);
+    if (walk_cursor)
+        mdb_cursor_close(walk_cursor);
+    walk_cursor = NULL;
     mdb_txn_abort(txn);
     if (ret && !err[0])
         snprintf(err, errlen, "store %s is corrupt (%s)", dir, fg_strerror(ret));
