@@ -79,12 +79,14 @@ int web_session_find(web_sessions_t *ss, const char *token, uint64_t now_ms, web
     web_session_t *s = lookup(ss, token);
     if (!s)
         return FG_ENOTFOUND;
-    if (now_ms - s->seen_ms >= (uint64_t)ss->idle_s * 1000u ||
-        now_ms - s->created_ms >= (uint64_t)ss->max_s * 1000u) {
+    uint64_t idle = now_ms > s->seen_ms ? now_ms - s->seen_ms : 0;
+    uint64_t age = now_ms > s->created_ms ? now_ms - s->created_ms : 0;
+    if (idle >= (uint64_t)ss->idle_s * 1000u || age >= (uint64_t)ss->max_s * 1000u) {
         memset(s, 0, sizeof(*s));
         return FG_ENOTFOUND;
     }
-    s->seen_ms = now_ms;
+    if (now_ms > s->seen_ms)
+        s->seen_ms = now_ms;
     *out = *s;
     return 0;
 }
