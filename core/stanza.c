@@ -24,8 +24,9 @@ struct stanza_arena {
     int err;
 };
 
-/* The first block fits a typical stream header plus a 400-byte message tree. */
-#define ARENA_FIRST_BLOCK 4096
+/* Small first block: an idle stream holds only its header (~450 bytes); stanzas grow the
+   arena to its working size once, and the blocks are then reused. */
+#define ARENA_FIRST_BLOCK 1024
 
 int stanza_arena_new(stanza_arena_t **out, size_t max_bytes)
 {
@@ -702,8 +703,18 @@ static int write_decl(buf_t *out, const stanza_nsdecl_t *d)
     return ret ? ret : put(out, "'", 1);
 }
 
+/* Namespace rename applied while writing (NULL from: none). */
+typedef struct {
+    const char *from, *to;
+} nsmap_t;
+
+static const char *map_ns(const nsmap_t *m, const char *ns)
+{
+    return m && m->from && strcmp(ns, m->from) == 0 ? m->to : ns;
+}
+
 /* Writes "<qname decls attrs" of e into out with frame f set up for e's children. */
-static int write_start(buf_t *out, const stanza_t *e, frame_t *f)
+static int write_start(buf_t *out, const stanza_t *e, frame_t *f, const nsmap_t *m)
 {
     /* Recorded declarations are written unless the scope already says the same thing. */
     stanza_nsdecl_t kept[FRAME_ADDED_MAX];
@@ -712,17 +723,20 @@ static int write_start(buf_t *out, const stanza_t *e, frame_t *f)
         const stanza_nsdecl_t *d = &e->decls[i];
         if (d->prefix && strcmp(d->prefix, "xml") == 0)
             continue;
+        const char *uri = map_ns(m, d->uri);
         const char *cur = parent_lookup(f, d->prefix);
-        if (cur && strcmp(cur, d->uri) == 0)
+        if (cur && strcmp(cur, uri) == 0)
             continue;
         if (nkept == FRAME_ADDED_MAX)
             return FG_ELIMIT;
-        kept[nkept++] = *d;
+        kept[nkept].prefix = d->prefix;
+        kept[nkept].uri = uri;
+        nkept++;
     }
     memcpy(f->added, kept, sizeof(kept[0]) * nkept);
     f->nadded = nkept;
 
-    int ret = frame_need(f, e->prefix, e->ns);
+    int ret = frame_need(f, e->prefix, map_ns(m, e->ns));
     for (uint16_t i = 0; ret == 0 && i < e->nattrs; i++)
         if (e->attrs[i].prefix)
             ret = frame_need(f, e->attrs[i].prefix, e->attrs[i].ns);
@@ -750,7 +764,7 @@ static int write_start(buf_t *out, const stanza_t *e, frame_t *f)
 }
 
 static int write_elem(buf_t *out, const stanza_t *e, const frame_t *up, const stanza_scope_t *scope,
-                      unsigned depth)
+                      const nsmap_t *m, unsigned depth)
 {
     if (depth > STANZA_MAX_DEPTH)
         return FG_ELIMIT;
@@ -759,7 +773,7 @@ static int write_elem(buf_t *out, const stanza_t *e, const frame_t *up, const st
         f.scope = scope->decls;
         f.nscope = scope->n;
     }
-    int ret = write_start(out, e, &f);
+    int ret = write_start(out, e, &f, m);
     if (ret < 0)
         return ret;
     if (!e->first)
@@ -769,7 +783,7 @@ static int write_elem(buf_t *out, const stanza_t *e, const frame_t *up, const st
         if (!c->name)
             ret = stanza_write_escaped(out, c->text, c->text_len, false);
         else
-            ret = write_elem(out, c, &f, NULL, depth + 1);
+            ret = write_elem(out, c, &f, NULL, m, depth + 1);
     }
     if (ret == 0)
         ret = put(out, "</", 2);
@@ -783,7 +797,20 @@ int stanza_write(buf_t *out, const stanza_t *e, const stanza_scope_t *scope)
     if (!e || !e->name)
         return -EINVAL;
     size_t len0 = out->len;
-    int ret = write_elem(out, e, NULL, scope, 1);
+    int ret = write_elem(out, e, NULL, scope, NULL, 1);
+    if (ret < 0)
+        out->len = len0;
+    return ret;
+}
+
+int stanza_write_ns(buf_t *out, const stanza_t *e, const stanza_scope_t *scope, const char *from_ns,
+                    const char *to_ns)
+{
+    if (!e || !e->name || !from_ns || !to_ns)
+        return -EINVAL;
+    nsmap_t m = {from_ns, to_ns};
+    size_t len0 = out->len;
+    int ret = write_elem(out, e, NULL, scope, &m, 1);
     if (ret < 0)
         out->len = len0;
     return ret;
@@ -799,7 +826,7 @@ int stanza_write_open(buf_t *out, const stanza_t *e, const stanza_scope_t *scope
         f.scope = scope->decls;
         f.nscope = scope->n;
     }
-    int ret = write_start(out, e, &f);
+    int ret = write_start(out, e, &f, NULL);
     if (ret == 0)
         ret = put(out, ">", 1);
     if (ret < 0)

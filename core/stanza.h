@@ -209,6 +209,11 @@ extern const stanza_scope_t stanza_scope_component;
  * out->len is restored to its value before the call.
  */
 int stanza_write(buf_t *out, const stanza_t *e, const stanza_scope_t *scope);
+/* stanza_write() with elements of namespace from_ns written as to_ns (attributes unchanged): a
+   stanza read from a XEP-0114 component stream (jabber:component:accept) goes out on s2s as
+   jabber:server, and the other way round. -EINVAL for a NULL namespace; else as stanza_write(). */
+int stanza_write_ns(buf_t *out, const stanza_t *e, const stanza_scope_t *scope, const char *from_ns,
+                    const char *to_ns);
 /* Only the start tag of e, without '/>' or children: for stream headers, e.g. a built
    <stream:stream> element with its declarations added by stanza_add_decl(). Same errors. */
 int stanza_write_open(buf_t *out, const stanza_t *e, const stanza_scope_t *scope);

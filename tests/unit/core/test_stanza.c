@@ -327,6 +327,36 @@ static void test_arena_limits_and_reuse(void **state)
     stanza_arena_free(a);
 }
 
+static void test_write_namespace_mapped(void **state)
+{
+    stanza_arena_t *a;
+    assert_int_equal(stanza_arena_new(&a, 1 << 16), 0);
+    const char *hdr = "<stream:stream xmlns='jabber:component:accept' "
+                      "xmlns:stream='http://etherx.jabber.org/streams' to='c.example'>";
+    stanza_t *m = parse_one(a, hdr,
+                            "<message from='x@c.example' to='y@d.example'><body>b</body>"
+                            "<foo xmlns='urn:f'/></message>");
+    assert_string_equal(stanza_ns(m), STANZA_NS_COMPONENT);
+    buf_t b;
+    buf_init(&b, 4096);
+    assert_int_equal(
+        stanza_write_ns(&b, m, &stanza_scope_s2s, STANZA_NS_COMPONENT, STANZA_NS_SERVER), 0);
+    assert_int_equal(buf_append(&b, "", 1), 0);
+    assert_string_equal((char *)b.data,
+                        "<message from='x@c.example' to='y@d.example'><body>b</body>"
+                        "<foo xmlns='urn:f'/></message>");
+    /* And back: an s2s stanza written onto a component stream. */
+    stanza_t *s = parse_one(a, S2S_HDR, "<message xmlns='jabber:server' to='y@c.example'/>");
+    buf_reset(&b);
+    assert_int_equal(
+        stanza_write_ns(&b, s, &stanza_scope_component, STANZA_NS_SERVER, STANZA_NS_COMPONENT), 0);
+    assert_int_equal(buf_append(&b, "", 1), 0);
+    assert_string_equal((char *)b.data, "<message to='y@c.example'/>");
+    assert_int_equal(stanza_write_ns(&b, s, NULL, NULL, STANZA_NS_SERVER), -EINVAL);
+    buf_free(&b);
+    stanza_arena_free(a);
+}
+
 static void test_write_limit_restores(void **state)
 {
     stanza_arena_t *a;
@@ -366,6 +396,7 @@ int main(void)
         cmocka_unit_test(test_bounce),
         cmocka_unit_test(test_clone_independent),
         cmocka_unit_test(test_arena_limits_and_reuse),
+        cmocka_unit_test(test_write_namespace_mapped),
         cmocka_unit_test(test_write_limit_restores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
