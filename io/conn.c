@@ -433,7 +433,10 @@ static void handle_recv(conn_t *c, int res, uint32_t flags)
         return;
     }
     if (res == 0) {
-        close_with(c, -EPIPE, true);
+        /* Peer EOF. While draining, keep flushing what we owe it (it may only have shut down its
+         * sending side); otherwise close after flushing. */
+        if (c->state != CONN_DRAINING)
+            close_with(c, -EPIPE, true);
         return;
     }
     if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {

@@ -439,6 +439,8 @@ static unsigned reap(worker_t *w)
 
 static bool queues_nonempty(worker_t *w)
 {
+    if (atomic_load_explicit(&w->notify_seq, memory_order_relaxed) != w->notify_seen)
+        return true;
     for (unsigned j = 0; j <= w->g->n; j++)
         if (xq_len(&w->inq[j]))
             return true;
@@ -448,6 +450,13 @@ static bool queues_nonempty(worker_t *w)
 static unsigned drain_queues(worker_t *w)
 {
     unsigned n = 0;
+    uint64_t seq = atomic_load_explicit(&w->notify_seq, memory_order_acquire);
+    if (seq != w->notify_seen) {
+        w->notify_seen = seq;
+        n++;
+        if (w->g->cfg.on_notify)
+            w->g->cfg.on_notify(w);
+    }
     xq_msg_t m;
     for (unsigned j = 0; j <= w->g->n; j++) {
         /* A budget per queue per iteration so one chatty producer cannot starve the ring. */
@@ -677,6 +686,14 @@ void wgroup_destroy(wgroup_t *g)
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
+}
+
+void wgroup_notify(wgroup_t *g)
+{
+    for (unsigned i = 0; i < g->n; i++) {
+        atomic_fetch_add_explicit(&g->w[i].notify_seq, 1, memory_order_release);
+        xq_wake_ring(&g->w[i].wake);
+    }
 }
 
 int worker_post(worker_t *from, wgroup_t *g, unsigned to, const xq_msg_t *m)

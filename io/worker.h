@@ -61,6 +61,8 @@ typedef struct {
     void (*on_start)(worker_t *w);
     void (*on_stop)(worker_t *w);
     void (*on_msg)(worker_t *w, const xq_msg_t *m);
+    /* After wgroup_notify(): once per worker per notification burst (e.g. "the store changed"). */
+    void (*on_notify)(worker_t *w);
     void *arg; /* worker_arg() */
 } wgroup_config_t;
 
@@ -163,6 +165,8 @@ struct worker {
     dns_t *dns;
     void *data; /* worker_set_data() */
     _Atomic int stop;
+    _Atomic uint64_t notify_seq; /* bumped by wgroup_notify (any thread) */
+    uint64_t notify_seen;
     uint64_t last_refuse_log_ns;
     uint64_t last_accept_err_log_ns;
     uint64_t suppressed_logs;
@@ -197,6 +201,9 @@ const io_features_t *wgroup_features(const wgroup_t *g);
 /* Posts a message to worker `to`. `from` is the posting worker, or NULL for the one control thread
  * (the thread that called wgroup_start). 0, FG_ELIMIT when that queue is full, -EINVAL. */
 int worker_post(worker_t *from, wgroup_t *g, unsigned to, const xq_msg_t *m);
+/* Any thread, any number of them: every worker runs on_notify soon (waking it if it sleeps).
+ * Notifications that arrive before a worker gets to them coalesce into one on_notify. */
+void wgroup_notify(wgroup_t *g);
 unsigned worker_index(const worker_t *w);
 wgroup_t *worker_group(const worker_t *w);
 void *worker_arg(const worker_t *w);

@@ -624,6 +624,50 @@ static void test_metrics_http(void **state)
     metrics_destroy(m);
 }
 
+/* ---- notifications ------------------------------------------------------------------------ */
+
+static _Atomic int notified[2];
+static _Atomic uint64_t notified_at[2];
+
+static void on_notify(worker_t *w)
+{
+    unsigned i = worker_index(w);
+    atomic_store(&notified_at[i], timer_now_ns());
+    atomic_fetch_add(&notified[i], 1);
+}
+
+static void *notify_thread(void *arg)
+{
+    wgroup_notify(arg);
+    return NULL;
+}
+
+static void test_notify_wakes_idle_workers(void **state)
+{
+    wgroup_t *g;
+    wgroup_config_t cfg = {.nworkers = 2, .max_conns = 8, .on_notify = on_notify};
+    assert_int_equal(wgroup_create(&g, &cfg), 0);
+    assert_int_equal(wgroup_start(g), 0);
+    usleep(50000); /* both workers are asleep in the kernel by now */
+    uint64_t t0 = timer_now_ns();
+    /* Two notifying threads at once (the admin notification and a timer, say). */
+    pthread_t a, b;
+    pthread_create(&a, NULL, notify_thread, g);
+    pthread_create(&b, NULL, notify_thread, g);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    assert_true(wait_until(&notified[0], 1, 1000));
+    assert_true(wait_until(&notified[1], 1, 1000));
+    for (int i = 0; i < 2; i++) {
+        uint64_t d = atomic_load(&notified_at[i]) - t0;
+        print_message("worker %d notified after %.1f us (%d calls)\n", i, d / 1000.0,
+                      atomic_load(&notified[i]));
+        /* Coalesced: never more calls than notifications. */
+        assert_true(atomic_load(&notified[i]) <= 2);
+    }
+    wgroup_destroy(g);
+}
+
 /* ---- single-shot fallback ---------------------------------------------------------------- */
 
 /* The paths used on kernels without multishot accept/recv: forced here on any kernel. */
@@ -690,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_timers),
         cmocka_unit_test(test_metrics_http),
         cmocka_unit_test(test_single_shot_fallback),
+        cmocka_unit_test(test_notify_wakes_idle_workers),
     };
     int r = cmocka_run_group_tests(tests, setup, teardown);
     return r | cmocka_run_group_tests(solo, NULL, NULL);

@@ -1,0 +1,113 @@
+/*
+ * gw: the gateway daemon's shared state — what joins the worker group (io/), TLS (tls/), the
+ * stream engine (core/) and the policy reader (policy/) into fedgate.
+ *
+ * One gw_t per process, built by main() before the workers start and read-only afterwards except
+ * for the atomics below (component owners, connection counts, the shutdown flag). Each worker has
+ * one gw_worker_t (worker_data()), owned and touched only by that worker's thread: its policy
+ * reader, its resolver, its sessions, its scratch buffers.
+ *
+ * Sessions (gw_session.h) live on one worker. Stanzas reach a session on another worker only
+ * through worker_post() with a heap copy (gw_route.h); everything else stays on the worker.
+ */
+#pragma once
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/stanza.h"
+#include "core/stream.h"
+#include "core/xml.h"
+#include "io/dns.h"
+#include "io/metrics.h"
+#include "io/timer.h"
+#include "io/worker.h"
+#include "policy/lookup.h"
+#include "policy/settings.h"
+#include "tls/tls_ctx.h"
+
+/* Hosted domains that may have a connected component at the same time. */
+#define GW_COMP_MAX 256
+/* Buckets of the per-partner connection counters (a hash of the primary domain). */
+#define GW_PARTNER_BUCKETS 1024
+/* How often an idle worker renews its policy snapshot (ms); a busy one also does per batch. */
+#define GW_REFRESH_MS 5
+/* xq message types. */
+enum { GW_MSG_DELIVER = 1, GW_MSG_SHUTDOWN = 2 };
+
+typedef struct gw_sess gw_sess_t;
+typedef struct gw_worker gw_worker_t;
+
+typedef struct {
+    char domain[STREAM_DOMAIN_MAX + 1]; /* written once, before owner is first published */
+    _Atomic int owner;                  /* worker index of the connected component, -1: none */
+    _Atomic uint64_t sess_id;
+} gw_comp_slot_t;
+
+typedef struct {
+    wgroup_t *g;
+    metrics_t *metrics;
+    tls_ctx_t *tls;
+    char store[PATH_MAX];
+    unsigned nworkers;
+    settings_t settings; /* as read at start: listeners, resolver, trust anchors */
+    char resolver[SETTINGS_ADDR_MAX];
+    int connect_timeout_ms;
+
+    pthread_mutex_t comp_mu; /* serialises slot allocation only; readers take no lock */
+    gw_comp_slot_t comp[GW_COMP_MAX];
+    _Atomic unsigned ncomp;
+
+    _Atomic int shutting_down;
+    _Atomic uint32_t nconns; /* partner streams, both directions */
+    _Atomic uint32_t partner_conns[GW_PARTNER_BUCKETS];
+
+    /* Series registered at start. */
+    int m_in, m_out, m_conns, m_refused_unknown, m_refused_limit;
+} gw_t;
+
+struct gw_worker {
+    gw_t *gw;
+    worker_t *w;
+    unsigned idx;
+    policy_reader_t *pol;
+    dns_t *dns;
+    timer_ent_t refresh;
+    gw_sess_t *sessions; /* every live session of this worker */
+    uint64_t next_id;
+    uint8_t plain[16384]; /* TLS plaintext scratch */
+    /* Bounces: a private parser turns a serialized stanza back into a tree, stanza_bounce() builds
+       the error in barena, bout holds its bytes. */
+    xml_parser_t *bparser;
+    stanza_arena_t *barena;
+    buf_t bout;
+    bool bdone;
+    const char *bcond, *btype;
+    int bounce_depth;
+};
+
+extern gw_t *gw_global;
+
+/* Monotonic milliseconds, the stream engine's clock. */
+uint64_t gw_now_ms(void);
+/* Worker hooks for wgroup_config_t. */
+void gw_worker_start(worker_t *w);
+void gw_worker_stop(worker_t *w);
+void gw_worker_msg(worker_t *w, const xq_msg_t *m);
+/* Renew the policy snapshot now; re-checks open streams when it changed. */
+void gw_worker_refresh(gw_worker_t *k);
+
+/* Component registry: owner worker of the component serving `domain`, or -1. */
+int gw_comp_owner(gw_t *gw, const char *domain);
+void gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t sess_id);
+void gw_comp_unregister(gw_t *gw, const char *domain, uint64_t sess_id);
+
+/* Per-partner connection accounting (FG_ELIMIT over ConnectionLimit or the partner's limit). */
+int gw_conn_acquire(gw_t *gw, const char *partner, uint32_t partner_limit, uint32_t total_limit);
+void gw_conn_release(gw_t *gw, const char *partner);
+
+/* Counts one event in a lazily registered series `name{labels}` on this worker's slot. */
+void gw_count(gw_worker_t *k, const char *name, const char *labels, int64_t v);
