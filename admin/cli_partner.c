@@ -69,25 +69,47 @@ static int identity_of(const cli_args_t *a, const char **out)
     return 0;
 }
 
-static int print_json(const partner_t *p, size_t n)
-{
+/* {"partners": [...]} built while the store is walked: a partner_t is ~18 KiB, so a large store is
+   never copied into memory, only its JSON (a few hundred bytes per partner). */
+typedef struct {
     buf_t b;
-    buf_init(&b, JSON_OUT_MAX);
-    int rc = json_put_raw(&b, "{\"partners\": [\n");
-    for (size_t i = 0; !rc && i < n; i++) {
-        if (i)
-            rc = json_put_raw(&b, ",\n");
-        if (!rc)
-            rc = json_put_raw(&b, "  ");
-        if (!rc)
-            rc = json_encode_object(&schema_partner, &p[i], JSON_F_PRETTY, 1, &b);
-    }
+    size_t n;
+} json_out_t;
+
+static int json_begin(json_out_t *o)
+{
+    buf_init(&o->b, JSON_OUT_MAX);
+    o->n = 0;
+    return json_put_raw(&o->b, "{\"partners\": [\n");
+}
+
+static int json_add(const partner_t *p, void *arg)
+{
+    json_out_t *o = arg;
+    int rc = json_put_raw(&o->b, o->n++ ? ",\n  " : "  ");
     if (!rc)
-        rc = json_put_raw(&b, "\n]}\n");
-    int ret =
-        rc ? cli_fail(CLI_EXIT_STORE, "encoding JSON: %s", fg_strerror(rc)) : cli_write_stdout(&b);
-    buf_free(&b);
+        rc = json_encode_object(&schema_partner, p, JSON_F_PRETTY, 1, &o->b);
+    return rc;
+}
+
+/* Closes the document and prints it; frees the buffer. */
+static int json_end(json_out_t *o, int rc)
+{
+    if (!rc)
+        rc = json_put_raw(&o->b, "\n]}\n");
+    int ret = rc ? cli_fail(CLI_EXIT_STORE, "encoding JSON: %s", fg_strerror(rc))
+                 : cli_write_stdout(&o->b);
+    buf_free(&o->b);
     return ret;
+}
+
+static int print_json(const partner_t *p)
+{
+    json_out_t o;
+    int rc = json_begin(&o);
+    if (!rc)
+        rc = json_add(p, &o);
+    return json_end(&o, rc);
 }
 
 static void print_list(const partner_t *p)
@@ -98,7 +120,7 @@ static void print_list(const partner_t *p)
 static int show_result(const cli_args_t *a, const partner_t *p)
 {
     if (cli_args_flag(a, "json"))
-        return print_json(p, 1);
+        return print_json(p);
     print_list(p);
     return 0;
 }
@@ -286,26 +308,6 @@ out:
 
 /* ---- get ---- */
 
-typedef struct {
-    partner_t *v;
-    size_t n, cap;
-} partner_vec_t;
-
-static int collect(const partner_t *p, void *arg)
-{
-    partner_vec_t *v = arg;
-    if (v->n == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 16;
-        partner_t *nv = realloc(v->v, ncap * sizeof(*nv));
-        if (!nv)
-            return -ENOMEM;
-        v->v = nv;
-        v->cap = ncap;
-    }
-    v->v[v->n++] = *p;
-    return 0;
-}
-
 static int print_one(const partner_t *p, void *arg)
 {
     size_t *n = arg;
@@ -319,7 +321,6 @@ static int partner_get(int argc, char **argv, const char *store_path)
 {
     cli_args_t a;
     store_t *s = NULL;
-    partner_vec_t v = {0};
     int ret = cli_args_parse(&a, get_opts, argc - 1, argv + 1);
     if (ret)
         return ret;
@@ -358,16 +359,20 @@ static int partner_get(int argc, char **argv, const char *store_path)
             ret = cli_finish(rc, NULL, dom);
             goto out;
         }
-        ret = json ? print_json(&p, 1) : (print_list(&p), 0);
+        ret = json ? print_json(&p) : (print_list(&p), 0);
         goto out;
     }
     if (json) {
-        int rc = store_partner_list(s, glob, collect, &v);
-        if (rc) {
+        json_out_t o;
+        int rc = json_begin(&o);
+        if (!rc)
+            rc = store_partner_list(s, glob, json_add, &o);
+        if (rc == FG_ELIMIT || rc == -ENOMEM || rc == 0)
+            ret = json_end(&o, rc);
+        else {
+            buf_free(&o.b);
             ret = cli_finish(rc, NULL, "partner get");
-            goto out;
         }
-        ret = print_json(v.v, v.n);
     } else {
         size_t n = 0;
         int rc = store_partner_list(s, glob, print_one, &n);
@@ -375,7 +380,6 @@ static int partner_get(int argc, char **argv, const char *store_path)
             ret = cli_finish(rc, NULL, "partner get");
     }
 out:
-    free(v.v);
     store_close(s);
     return ret;
 }
