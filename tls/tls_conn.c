@@ -29,8 +29,9 @@ struct tls_conn {
     int peer_seen;   /* the verify callback ran: the peer presented a certificate */
     buf_t in;        /* received ciphertext; bytes before in_off are already read by wolfSSL */
     size_t in_off;
-    buf_t out; /* ciphertext to send; bytes before out_off are already sent */
-    size_t out_off;
+    buf_t out; /* ciphertext wolfSSL wrote that the owner has not taken yet */
+    buf_t fly; /* ciphertext handed to the owner (peek); never moves until fully consumed */
+    size_t fly_off;
     const tls_cred_t *cred;
     const char *version;
     const char *cipher;
@@ -71,11 +72,6 @@ static int io_recv(WOLFSSL *ssl, char *dst, int sz, void *vconn)
 static int io_send(WOLFSSL *ssl, char *src, int sz, void *vconn)
 {
     tls_conn_t *c = vconn;
-    if (c->out_off > 0 && c->out_off >= c->out.len / 2) {
-        memmove(c->out.data, c->out.data + c->out_off, c->out.len - c->out_off);
-        c->out.len -= c->out_off;
-        c->out_off = 0;
-    }
     int r = buf_append(&c->out, src, (size_t)sz);
     if (r == FG_ELIMIT)
         return WOLFSSL_CBIO_ERR_WANT_WRITE; /* only past the slack; write_plain checks first */
@@ -225,6 +221,7 @@ int tls_conn_new(tls_ctx_t *ctx, tls_role_t role, const tls_conn_opts_t *opts, t
     c->role = role;
     buf_init(&c->in, TLS_CIPHER_IN_MAX);
     buf_init(&c->out, TLS_CIPHER_OUT_MAX + TLS_OUT_SLACK);
+    buf_init(&c->fly, TLS_CIPHER_OUT_MAX + TLS_OUT_SLACK);
     c->ssl = wolfSSL_new(tls_ctx_wolf(ctx, role == TLS_ROLE_SERVER));
     if (!c->ssl) {
         /* Also what wolfSSL does for a server context without any certificate. */
@@ -289,6 +286,7 @@ void tls_conn_free(tls_conn_t *c)
         wolfSSL_free(c->ssl);
     buf_free(&c->in);
     buf_free(&c->out);
+    buf_free(&c->fly);
     tls_identities_free(&c->peer.ids);
     tls_ctx_unref(c->ctx);
     free(c);
@@ -432,7 +430,7 @@ ssize_t tls_conn_write_plain(tls_conn_t *c, const void *data, size_t len)
         return 0;
     /* Per 16 KiB record at most 5 bytes of header, 1 of content type and 16 of tag. */
     size_t overhead = (len / 16384 + 1) * 32;
-    size_t pending = c->out.len - c->out_off;
+    size_t pending = tls_conn_cipher_pending(c);
     if (len > TLS_CIPHER_OUT_MAX || pending + len + overhead > TLS_CIPHER_OUT_MAX)
         return FG_ELIMIT;
     int n = wolfSSL_write(c->ssl, data, (int)len);
@@ -454,38 +452,49 @@ int tls_conn_close(tls_conn_t *c)
     return fail(c, err, "close");
 }
 
-const uint8_t *tls_conn_peek_cipher(const tls_conn_t *c, size_t *len)
+const uint8_t *tls_conn_peek_cipher(tls_conn_t *c, size_t *len)
 {
-    *len = c->out.len - c->out_off;
-    return *len ? c->out.data + c->out_off : NULL;
+    /* The view handed out lives in its own buffer, which wolfSSL never writes: a send in flight
+     * (io_uring keeps the pointer until the completion) stays intact whatever happens meanwhile. */
+    if (c->fly_off == c->fly.len && c->out.len > 0) {
+        buf_t t = c->fly;
+        c->fly = c->out;
+        c->out = t;
+        c->out.len = 0;
+        c->fly_off = 0;
+    }
+    *len = c->fly.len - c->fly_off;
+    return *len ? c->fly.data + c->fly_off : NULL;
 }
 
 void tls_conn_consume_cipher(tls_conn_t *c, size_t n)
 {
-    size_t pending = c->out.len - c->out_off;
-    c->out_off += n < pending ? n : pending;
-    if (c->out_off == c->out.len) {
-        c->out.len = 0;
-        c->out_off = 0;
-        buf_release_if_big(&c->out);
+    size_t pending = c->fly.len - c->fly_off;
+    c->fly_off += n < pending ? n : pending;
+    if (c->fly_off == c->fly.len) {
+        c->fly.len = 0;
+        c->fly_off = 0;
+        buf_release_if_big(&c->fly);
     }
 }
 
 size_t tls_conn_take_cipher(tls_conn_t *c, void *dst, size_t cap)
 {
-    size_t n;
-    const uint8_t *p = tls_conn_peek_cipher(c, &n);
-    if (n > cap)
-        n = cap;
-    if (n)
-        memcpy(dst, p, n);
-    tls_conn_consume_cipher(c, n);
-    return n;
+    size_t total = 0, n;
+    const uint8_t *p;
+    while (total < cap && (p = tls_conn_peek_cipher(c, &n)) != NULL) {
+        if (n > cap - total)
+            n = cap - total;
+        memcpy((uint8_t *)dst + total, p, n);
+        tls_conn_consume_cipher(c, n);
+        total += n;
+    }
+    return total;
 }
 
 size_t tls_conn_cipher_pending(const tls_conn_t *c)
 {
-    return c->out.len - c->out_off;
+    return (c->fly.len - c->fly_off) + c->out.len;
 }
 
 tls_conn_state_t tls_conn_state(const tls_conn_t *c)
@@ -530,7 +539,7 @@ const char *tls_conn_error(const tls_conn_t *c)
 
 size_t tls_conn_buffer_bytes(const tls_conn_t *c)
 {
-    return sizeof *c + c->in.cap + c->out.cap +
+    return sizeof *c + c->in.cap + c->out.cap + c->fly.cap +
            c->peer.ids.count * sizeof(tls_id_t); /* names are small next to the buffers */
 }
 

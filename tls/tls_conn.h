@@ -7,7 +7,8 @@
  *     tls_conn_feed_cipher(c, data, n);            (repeat while it accepts less than n)
  *     while ((r = tls_conn_read_plain(c, buf, cap)) > 0) hand r bytes to the XML stream;
  *     if (r < 0) close the TCP connection (RFC 6120 §5.4.3.2: no </stream:stream>);
- *     send what tls_conn_peek_cipher() shows, tls_conn_consume_cipher() once it is sent.
+ *     send what tls_conn_peek_cipher() shows, tls_conn_consume_cipher() once it is sent (the
+ *     view stays put while the send is in flight), then peek again.
  * tls_conn_read_plain() advances the handshake by itself; tls_conn_handshake() does only that.
  *
  * Roles: a server session picks its certificate by `local_domain` (the stream's `to` for STARTTLS)
@@ -111,10 +112,12 @@ ssize_t tls_conn_write_plain(tls_conn_t *conn, const void *data, size_t len);
 /* Queue close_notify (sent with the next ciphertext). 0 or FG_ETLS. */
 int tls_conn_close(tls_conn_t *conn);
 
-/* Ciphertext waiting to be sent: a borrowed view valid until the next call on conn, then drop
- * what was sent. tls_conn_take_cipher() copies up to cap bytes out and drops them; returns the
- * count. */
-const uint8_t *tls_conn_peek_cipher(const tls_conn_t *conn, size_t *len);
+/* Ciphertext to send. tls_conn_peek_cipher() returns a view that stays valid and unchanged until
+ * tls_conn_consume_cipher() has consumed all of it (or tls_conn_free()), whatever else is called
+ * meanwhile: it can be the buffer of a send in flight. Consume what was sent; partial sends are
+ * fine. Once the view is consumed, peek again, since more may be waiting. tls_conn_take_cipher()
+ * copies up to cap bytes out and consumes them; returns the count. */
+const uint8_t *tls_conn_peek_cipher(tls_conn_t *conn, size_t *len);
 void tls_conn_consume_cipher(tls_conn_t *conn, size_t n);
 size_t tls_conn_take_cipher(tls_conn_t *conn, void *dst, size_t cap);
 size_t tls_conn_cipher_pending(const tls_conn_t *conn);

@@ -423,6 +423,59 @@ static void test_truncated_handshake(void **state)
     tls_conn_free(cl);
 }
 
+/* A send in flight: the peeked bytes stay put while more ciphertext is produced, and partial
+ * consumption delivers everything in order. */
+static void test_inflight_view_stable(void **state)
+{
+    tls_conn_t *cl, *sv;
+    static uint8_t copy[8192], wire[256 * 1024];
+    char got[8192];
+    if (!have_pki)
+        skip();
+    pair("a.example", NULL, &cl, &sv);
+    assert_int_equal(pump(cl, sv, 1 << 20), 0);
+    assert_int_equal(tls_conn_write_plain(sv, "<first/>", 8), 8);
+    size_t n, wire_len = 0;
+    const uint8_t *view = tls_conn_peek_cipher(sv, &n);
+    assert_non_null(view);
+    memcpy(copy, view, n);
+    /* Much more output while the "send" is in flight: the other buffer grows, the view does not. */
+    static char big[3000];
+    memset(big, 'y', sizeof big);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(tls_conn_write_plain(sv, big, sizeof big), (ssize_t)sizeof big);
+    assert_memory_equal(view, copy, n);
+    assert_true(tls_conn_cipher_pending(sv) > n);
+    /* A short send: consume part, the rest of the same view is still there. */
+    size_t part = n / 2;
+    memcpy(wire, view, part);
+    wire_len = part;
+    tls_conn_consume_cipher(sv, part);
+    size_t n2;
+    const uint8_t *rest = tls_conn_peek_cipher(sv, &n2);
+    assert_ptr_equal(rest, view + part);
+    assert_int_equal(n2, n - part);
+    wire_len += tls_conn_take_cipher(sv, wire + wire_len, sizeof wire - wire_len);
+    assert_int_equal(tls_conn_cipher_pending(sv), 0);
+    /* The client decrypts the whole sequence in order. */
+    size_t have = 0, off = 0;
+    ssize_t r;
+    while (off < wire_len) {
+        r = tls_conn_feed_cipher(cl, wire + off, wire_len - off);
+        assert_true(r > 0);
+        off += (size_t)r;
+        while ((r = tls_conn_read_plain(cl, got, sizeof got)) > 0) {
+            if (have == 0)
+                assert_memory_equal(got, "<first/>", 8);
+            have += (size_t)r;
+        }
+        assert_int_equal(r, 0);
+    }
+    assert_int_equal(have, 8 + 40 * sizeof big);
+    tls_conn_free(cl);
+    tls_conn_free(sv);
+}
+
 static void test_close_notify(void **state)
 {
     tls_conn_t *cl, *sv;
@@ -677,14 +730,23 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_handshake_tls13),     cmocka_unit_test(test_handshake_tls12),
-        cmocka_unit_test(test_cert_by_to),          cmocka_unit_test(test_cert_by_sni_and_alpn),
-        cmocka_unit_test(test_peer_results),        cmocka_unit_test(test_server_cert_results),
-        cmocka_unit_test(test_one_byte_at_a_time),  cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_truncated_handshake), cmocka_unit_test(test_close_notify),
-        cmocka_unit_test(test_output_bound),        cmocka_unit_test(test_reload),
-        cmocka_unit_test(test_ctx_errors),          cmocka_unit_test(test_crl_config),
-        cmocka_unit_test(test_two_threads),         cmocka_unit_test(test_cipher_pin),
+        cmocka_unit_test(test_handshake_tls13),
+        cmocka_unit_test(test_handshake_tls12),
+        cmocka_unit_test(test_cert_by_to),
+        cmocka_unit_test(test_cert_by_sni_and_alpn),
+        cmocka_unit_test(test_peer_results),
+        cmocka_unit_test(test_server_cert_results),
+        cmocka_unit_test(test_one_byte_at_a_time),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_truncated_handshake),
+        cmocka_unit_test(test_inflight_view_stable),
+        cmocka_unit_test(test_close_notify),
+        cmocka_unit_test(test_output_bound),
+        cmocka_unit_test(test_reload),
+        cmocka_unit_test(test_ctx_errors),
+        cmocka_unit_test(test_crl_config),
+        cmocka_unit_test(test_two_threads),
+        cmocka_unit_test(test_cipher_pin),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
