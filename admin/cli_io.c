@@ -423,9 +423,9 @@ int cli_import_main(int argc, char **argv, const char *store_path)
         if (ctx.what_if && ctx.change)
             printf("%s\n", ctx.change);
     } else {
-        printf("%s %s: %zu partner%s created, %zu updated\n",
+        printf("%s %s: %zu partner%s %screated, %zu updated\n",
                ctx.what_if ? "what if: import" : "imported", path, created, created == 1 ? "" : "s",
-               updated);
+               ctx.what_if ? "would be " : "", updated);
     }
 out:
     free(ctx.change);

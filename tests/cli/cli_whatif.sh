@@ -29,7 +29,7 @@ J
 expect 0 import "$T/imp.json" --what-if
 printf 'Identity,Domain,TlsNegotiation,SaslNegotiation,SupportDialbackNegotiation\r\ncsv.example,csv.example,Required,Required,False\r\n' >"$T/imp.csv"
 expect 0 import "$T/imp.csv" --what-if
-out_has '1 partner created'
+out_has '1 partner would be created'
 # --what-if still refuses what would be refused, with the same exit status.
 expect 1 partner new bad.example --tls not-supported --sasl required --dialback false --what-if
 expect 4 partner new fabrikam.com --what-if
