@@ -38,6 +38,7 @@ struct tls_conn {
     char sni[256];
     char alpn[32];
     char err[160];
+    int wolf_err; /* wolfSSL's code for the failure, 0 if none or not wolfSSL's */
     tls_peer_t peer;
 };
 
@@ -185,6 +186,8 @@ static void peer_finish(tls_conn_t *c)
 static int fail(tls_conn_t *c, int wolf_err, const char *what)
 {
     c->state = TLS_CONN_FAILED;
+    if (!c->wolf_err)
+        c->wolf_err = wolf_err;
     if (!c->err[0]) {
         if (wolf_err)
             snprintf(c->err, sizeof c->err, "%s: %s (%d)", what,
@@ -592,4 +595,27 @@ const char *tls_peer_describe(const tls_peer_t *peer, const char *domain, char *
     if (peer->ids.count == 0 && used < len)
         snprintf(buf + used, len - used, " (no names)");
     return buf;
+}
+
+const char *tls_conn_error_label(const tls_conn_t *c)
+{
+    if (c->state != TLS_CONN_FAILED)
+        return "none";
+    switch (c->wolf_err) {
+    case FATAL_ERROR:
+        return "peer_alert";
+    case MATCH_SUITE_ERROR:
+        return "no_shared_cipher";
+    case VERSION_ERROR:
+        return "version";
+    case VERIFY_MAC_ERROR:
+    case DECRYPT_ERROR:
+    case AES_GCM_AUTH_E:
+    case MAC_CMP_FAILED_E:
+        return "bad_record_mac";
+    case 0:
+        return "local";
+    default:
+        return "protocol";
+    }
 }

@@ -137,5 +137,9 @@ const char *tls_conn_local_domain(const tls_conn_t *conn);
 const char *tls_conn_sni(const tls_conn_t *conn);
 /* Why the session failed ("" while it has not). */
 const char *tls_conn_error(const tls_conn_t *conn);
+/* Why it failed, as a short stable label for metrics: "none" (not failed), "peer_alert",
+ * "no_shared_cipher", "version", "bad_record_mac", "protocol" (malformed or unexpected
+ * messages), "local" (no certificate, out of memory). */
+const char *tls_conn_error_label(const tls_conn_t *conn);
 /* Heap held by this session's own buffers (wolfSSL's share: tls_heap_in_use()). */
 size_t tls_conn_buffer_bytes(const tls_conn_t *conn);
