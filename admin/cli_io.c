@@ -410,8 +410,9 @@ int cli_import_main(int argc, char **argv, const char *store_path)
         rc = import_csv(s, &ctx, data, len, &rep, &created, &updated);
     if (rc && report_has_errors(&rep)) {
         cli_report_print(&rep);
-        cli_fail(0, "import %s: refused, %zu error%s; nothing was saved", path, rep.errors,
-                 rep.errors == 1 ? "" : "s");
+        if (!json) /* the JSON importer ends its report with the same summary */
+            cli_fail(0, "import %s: refused, %zu error%s; nothing was saved", path, rep.errors,
+                     rep.errors == 1 ? "" : "s");
         ret = cli_exit_from_err(rc);
         goto out;
     }

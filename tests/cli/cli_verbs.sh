@@ -34,6 +34,9 @@ if [ "$(id -u)" -ne 0 ]; then
   [ $RC -eq 5 ] && ok || fail "init in unwritable dir exited $RC"
   err_has "writable|ermission"
 fi
+"$ADMIN" --store /dev/null/store init >"$T/out" 2>"$T/err"; RC=$?
+[ $RC -eq 5 ] && ok || fail "init under a file exited $RC"
+err_has '/dev/null/store'
 D=$T/demo
 "$ADMIN" --store "$D" init --demo >/dev/null 2>&1 || fail "init --demo"
 "$ADMIN" --store "$D" access get global >"$T/out" 2>&1
@@ -188,4 +191,5 @@ expect 2 audit --since yesterday-ish
 # --- the control panel's verbs are dispatched with the same store ---
 expect 0 user list
 expect 2 user
+expect 0 serve --help
 finish
