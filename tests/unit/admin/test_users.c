@@ -54,6 +54,7 @@ static int setup(void **state)
     assert_int_equal(store_open(f->path, STORE_CREATE, &f->s, err, sizeof(err)), 0);
     report_init(&rep, 0);
     assert_int_equal(store_init(f->s, &ctx, false, &rep), 0);
+    free(ctx.change);
     report_free(&rep);
     *state = f;
     return 0;
