@@ -635,44 +635,43 @@ static inline int puts_(buf_t *out, const char *s)
     return buf_append(out, s, strlen(s));
 }
 
+/* Bit 1: escaped in text, bit 2: escaped in attribute values. */
+static const uint8_t escape_class[256] = {
+    ['&'] = 3, ['<'] = 3, ['>'] = 3, ['\r'] = 3, ['\''] = 2, ['"'] = 2, ['\t'] = 2, ['\n'] = 2,
+};
+
+static const char *escape_of(char c)
+{
+    switch (c) {
+    case '&':
+        return "&amp;";
+    case '<':
+        return "&lt;";
+    case '>':
+        return "&gt;";
+    case '\r':
+        return "&#xD;";
+    case '\'':
+        return "&apos;";
+    case '"':
+        return "&quot;";
+    case '\t':
+        return "&#x9;";
+    default:
+        return "&#xA;";
+    }
+}
+
 int stanza_write_escaped(buf_t *out, const char *s, size_t len, bool attr)
 {
+    const uint8_t mask = attr ? 2 : 1;
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
-        const char *rep;
-        switch (s[i]) {
-        case '&':
-            rep = "&amp;";
-            break;
-        case '<':
-            rep = "&lt;";
-            break;
-        case '>':
-            rep = "&gt;";
-            break;
-        case '\r':
-            rep = "&#xD;";
-            break;
-        case '\'':
-            rep = attr ? "&apos;" : NULL;
-            break;
-        case '"':
-            rep = attr ? "&quot;" : NULL;
-            break;
-        case '\t':
-            rep = attr ? "&#x9;" : NULL;
-            break;
-        case '\n':
-            rep = attr ? "&#xA;" : NULL;
-            break;
-        default:
-            rep = NULL;
-        }
-        if (!rep)
+        if (!(escape_class[(unsigned char)s[i]] & mask))
             continue;
         int ret = put(out, s + run, i - run);
         if (ret == 0)
-            ret = puts_(out, rep);
+            ret = puts_(out, escape_of(s[i]));
         if (ret < 0)
             return ret;
         run = i + 1;

@@ -257,11 +257,19 @@ static void emit(xml_parser_t *p, xml_event_type_t type, const stanza_t *el, siz
 
 /* Well-known namespace URIs are shared static strings, so a stanza's tree does not carry copies
    of them. */
-static const char *const known_ns[] = {
-    STANZA_NS_SERVER,    STANZA_NS_STREAM,    STANZA_NS_DIALBACK,  STANZA_NS_STANZAS,
-    STANZA_NS_STREAMS,   STANZA_NS_TLS,       STANZA_NS_SASL,      STANZA_NS_XML,
-    STANZA_NS_CLIENT,    STANZA_NS_COMPONENT, STANZA_NS_XMPP_ERRS, STANZA_NS_DB_FEATURE,
-    STANZA_NS_BIDI_FEAT, STANZA_NS_BIDI,
+#define KNOWN(s)                                                                                   \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+static const struct {
+    const char *uri;
+    size_t len;
+} known_ns[] = {
+    KNOWN(STANZA_NS_SERVER),    KNOWN(STANZA_NS_STREAM),    KNOWN(STANZA_NS_DIALBACK),
+    KNOWN(STANZA_NS_STANZAS),   KNOWN(STANZA_NS_STREAMS),   KNOWN(STANZA_NS_TLS),
+    KNOWN(STANZA_NS_SASL),      KNOWN(STANZA_NS_XML),       KNOWN(STANZA_NS_CLIENT),
+    KNOWN(STANZA_NS_COMPONENT), KNOWN(STANZA_NS_XMPP_ERRS), KNOWN(STANZA_NS_DB_FEATURE),
+    KNOWN(STANZA_NS_BIDI_FEAT), KNOWN(STANZA_NS_BIDI),
 };
 
 static const char *intern_ns(xml_parser_t *p, const char *uri, size_t len)
@@ -269,8 +277,8 @@ static const char *intern_ns(xml_parser_t *p, const char *uri, size_t len)
     if (len == 0)
         return "";
     for (size_t i = 0; i < sizeof(known_ns) / sizeof(known_ns[0]); i++)
-        if (strncmp(known_ns[i], uri, len) == 0 && known_ns[i][len] == '\0')
-            return known_ns[i];
+        if (known_ns[i].len == len && memcmp(known_ns[i].uri, uri, len) == 0)
+            return known_ns[i].uri;
     return stanza_arena_strndup(p->arena, uri, len);
 }
 
