@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/jid.h"
 #include "core/stanza.h"
 #include "core/stream.h"
 #include "core/xml.h"
@@ -86,6 +87,7 @@ struct gw_worker {
     buf_t bout;
     bool bdone;
     const char *bcond, *btype;
+    char bfrom[JID_MAX + 1], bto[JID_MAX + 1];
     int bounce_depth;
 };
 

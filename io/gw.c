@@ -1,0 +1,213 @@
+#include "io/gw.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "io/gw_route.h"
+#include "io/gw_session.h"
+
+gw_t *gw_global;
+
+uint64_t gw_now_ms(void)
+{
+    return timer_now_ns() / 1000000ull;
+}
+
+/* ---- component registry ---- */
+
+int gw_comp_owner(gw_t *gw, const char *domain)
+{
+    unsigned n = atomic_load_explicit(&gw->ncomp, memory_order_acquire);
+    for (unsigned i = 0; i < n && i < GW_COMP_MAX; i++)
+        if (strcmp(gw->comp[i].domain, domain) == 0)
+            return atomic_load_explicit(&gw->comp[i].owner, memory_order_acquire);
+    return -1;
+}
+
+void gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t sess_id)
+{
+    pthread_mutex_lock(&gw->comp_mu);
+    unsigned n = atomic_load(&gw->ncomp), i;
+    for (i = 0; i < n; i++)
+        if (strcmp(gw->comp[i].domain, domain) == 0)
+            break;
+    if (i == n) {
+        if (n == GW_COMP_MAX) {
+            pthread_mutex_unlock(&gw->comp_mu);
+            log_warn("component %s: too many components, not routed", domain);
+            return;
+        }
+        /* A slot keeps its domain for the process's lifetime, so readers never see it change. */
+        snprintf(gw->comp[i].domain, sizeof(gw->comp[i].domain), "%s", domain);
+        atomic_store(&gw->comp[i].owner, -1);
+        atomic_store_explicit(&gw->ncomp, n + 1, memory_order_release);
+    }
+    atomic_store(&gw->comp[i].sess_id, sess_id);
+    atomic_store_explicit(&gw->comp[i].owner, (int)worker, memory_order_release);
+    pthread_mutex_unlock(&gw->comp_mu);
+}
+
+void gw_comp_unregister(gw_t *gw, const char *domain, uint64_t sess_id)
+{
+    pthread_mutex_lock(&gw->comp_mu);
+    unsigned n = atomic_load(&gw->ncomp);
+    for (unsigned i = 0; i < n; i++)
+        if (strcmp(gw->comp[i].domain, domain) == 0 && atomic_load(&gw->comp[i].sess_id) == sess_id)
+            atomic_store_explicit(&gw->comp[i].owner, -1, memory_order_release);
+    pthread_mutex_unlock(&gw->comp_mu);
+}
+
+/* ---- connection accounting ---- */
+
+static unsigned bucket(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h % GW_PARTNER_BUCKETS;
+}
+
+int gw_conn_acquire(gw_t *gw, const char *partner, uint32_t partner_limit, uint32_t total_limit)
+{
+    uint32_t n = atomic_fetch_add(&gw->nconns, 1);
+    if (total_limit && n >= total_limit) {
+        atomic_fetch_sub(&gw->nconns, 1);
+        return FG_ELIMIT;
+    }
+    /* Partners sharing a bucket share its count: a collision can only make the limit stricter. */
+    _Atomic uint32_t *pc = &gw->partner_conns[bucket(partner)];
+    uint32_t m = atomic_fetch_add(pc, 1);
+    if (partner_limit && m >= partner_limit) {
+        atomic_fetch_sub(pc, 1);
+        atomic_fetch_sub(&gw->nconns, 1);
+        return FG_ELIMIT;
+    }
+    return 0;
+}
+
+void gw_conn_release(gw_t *gw, const char *partner)
+{
+    atomic_fetch_sub(&gw->partner_conns[bucket(partner)], 1);
+    atomic_fetch_sub(&gw->nconns, 1);
+}
+
+void gw_count(gw_worker_t *k, const char *name, const char *labels, int64_t v)
+{
+    /* Registration returns the existing id for a known series; it is rare (per stream or per
+       bounce, never per relayed stanza) so its mutex stays off the stanza path. */
+    int id = metrics_register(k->gw->metrics, METRIC_COUNTER, name, labels, NULL);
+    if (id >= 0)
+        metrics_add(k->gw->metrics, k->idx, id, v);
+}
+
+/* ---- worker hooks ---- */
+
+void gw_worker_refresh(gw_worker_t *k)
+{
+    int rc = policy_reader_refresh(k->pol);
+    if (rc > 0) {
+        log_debug("worker %u: policy changed (txn %llu)", k->idx,
+                  (unsigned long long)policy_reader_generation(k->pol));
+        gw_sess_recheck(k);
+    } else if (rc < 0) {
+        log_warn("worker %u: policy refresh failed: %s", k->idx, fg_strerror(rc));
+    }
+}
+
+static void refresh_fire(timer_ent_t *t, void *arg)
+{
+    gw_worker_t *k = arg;
+    gw_worker_refresh(k);
+    timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
+}
+
+void gw_worker_start(worker_t *w)
+{
+    gw_t *gw = worker_arg(w);
+    gw_worker_t *k = calloc(1, sizeof(*k));
+    if (!k) {
+        log_error("worker %u: out of memory", worker_index(w));
+        abort();
+    }
+    k->gw = gw;
+    k->w = w;
+    k->idx = worker_index(w);
+    int rc = policy_reader_open(gw->store, &k->pol);
+    if (rc != 0) {
+        log_error("worker %u: cannot read the store %s: %s", k->idx, gw->store, fg_strerror(rc));
+        abort();
+    }
+    dns_config_t dc = {.servers = gw->resolver[0] ? gw->resolver : NULL};
+    rc = dns_create(w, &dc, &k->dns);
+    if (rc != 0)
+        log_error("worker %u: resolver: %s (outgoing streams will fail)", k->idx, fg_strerror(rc));
+    worker_set_data(w, k);
+    timer_init(&k->refresh, refresh_fire, k);
+    timer_arm_at(worker_timers(w), &k->refresh, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
+}
+
+void gw_worker_stop(worker_t *w)
+{
+    gw_worker_t *k = worker_data(w);
+    if (!k)
+        return;
+    timer_cancel(worker_timers(w), &k->refresh);
+    /* Connections are gone (closed by the group before this hook); free what is left. */
+    while (k->sessions) {
+        gw_sess_t *s = k->sessions;
+        if (s->conn)
+            conn_set_ctx(s->conn, NULL);
+        s->conn = NULL;
+        s->dead = true;
+        s->verify_pending = false;
+        k->sessions = s->next;
+        if (k->sessions)
+            k->sessions->prev = NULL;
+        s->next = s->prev = NULL;
+        timer_cancel(worker_timers(w), &s->tmr);
+        timer_cancel(worker_timers(w), &s->free_tmr);
+        if (s->dns_pending && k->dns)
+            dns_cancel(k->dns, s->dns_id);
+        if (s->counted)
+            gw_conn_release(k->gw, s->partner);
+        stream_free(s->st);
+        tls_conn_free(s->tls);
+        buf_free(&s->pin);
+        free(s->plan);
+        free(s);
+    }
+    if (k->dns)
+        dns_destroy(k->dns);
+    k->dns = NULL;
+    xml_parser_free(k->bparser);
+    stanza_arena_free(k->barena);
+    buf_free(&k->bout);
+    policy_reader_close(k->pol);
+    worker_set_data(w, NULL);
+    free(k);
+}
+
+void gw_worker_msg(worker_t *w, const xq_msg_t *m)
+{
+    gw_worker_t *k = worker_data(w);
+    if (!k)
+        return;
+    switch (m->type) {
+    case GW_MSG_DELIVER: {
+        gw_route_msg_t *rm = m->ptr;
+        gw_worker_refresh(k);
+        gw_route_local_component(k, rm->from, rm->to, rm->data, rm->len);
+        free(rm);
+        break;
+    }
+    case GW_MSG_SHUTDOWN:
+        gw_sess_close_all(k, "system-shutdown", NULL);
+        break;
+    default:
+        break;
+    }
+}

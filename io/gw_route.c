@@ -1,0 +1,270 @@
+#include "io/gw_route.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/jid.h"
+#include "core/log.h"
+#include "io/gw_session.h"
+#include "policy/domain.h"
+
+static int jid_domain_of(const char *jid, char *out, size_t outlen)
+{
+    jid_t j;
+    char raw[STREAM_DOMAIN_MAX + 1];
+    if (jid_parse_str(jid, &j) != 0 || jid_domain(&j, raw, sizeof(raw)) < 0)
+        return FG_EPARSE;
+    return domain_normalize(raw, out, outlen) == 0 ? 0 : FG_EDOMAIN;
+}
+
+static void count_bounce(gw_worker_t *k, const char *condition)
+{
+    char labels[128];
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", condition);
+    gw_count(k, "fedgate_stanzas_bounced_total", labels, 1);
+}
+
+static void count_refused(gw_worker_t *k, const char *reason)
+{
+    char labels[128];
+    snprintf(labels, sizeof(labels), "reason=\"%s\"", reason);
+    gw_count(k, "fedgate_stanzas_refused_total", labels, 1);
+}
+
+/* ---- components ---- */
+
+static gw_sess_t *find_component(gw_worker_t *k, const char *domain)
+{
+    for (gw_sess_t *s = k->sessions; s; s = s->next)
+        if (s->kind == STREAM_COMPONENT && s->comp_registered && !s->dead &&
+            strcmp(s->remote, domain) == 0)
+            return s;
+    return NULL;
+}
+
+void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, const void *data,
+                              size_t len)
+{
+    char td[DOMAIN_BUF];
+    gw_sess_t *c = NULL;
+    if (jid_domain_of(to, td, sizeof(td)) == 0)
+        c = find_component(k, td);
+    if (!c) {
+        gw_route_bounce(k, data, len, "service-unavailable");
+        return;
+    }
+    int rc = stream_send(c->st, from, to, data, len);
+    if (rc != 0) {
+        gw_route_bounce(k, data, len,
+                        rc == FG_ELIMIT ? "resource-constraint" : "service-unavailable");
+        return;
+    }
+    gw_sess_drain(c);
+}
+
+static void post_component(gw_worker_t *k, unsigned owner, const char *from, const char *to,
+                           const void *data, size_t len)
+{
+    gw_route_msg_t *m = malloc(sizeof(*m) + len);
+    if (!m) {
+        gw_route_bounce(k, data, len, "resource-constraint");
+        return;
+    }
+    snprintf(m->from, sizeof(m->from), "%s", from);
+    snprintf(m->to, sizeof(m->to), "%s", to);
+    m->len = len;
+    memcpy(m->data, data, len);
+    xq_msg_t msg = {.type = GW_MSG_DELIVER, .from = k->idx, .ptr = m};
+    if (worker_post(k->w, k->gw->g, owner, &msg) != 0) {
+        free(m);
+        gw_route_bounce(k, data, len, "resource-constraint");
+    }
+}
+
+static void route_hosted(gw_worker_t *k, const policy_hosted_t *h, const char *from, const char *to,
+                         const void *data, size_t len)
+{
+    if (h->route != HOSTED_ROUTE_COMPONENT) {
+        count_refused(k, "no-route");
+        gw_route_bounce(k, data, len, "service-unavailable");
+        return;
+    }
+    int owner = gw_comp_owner(k->gw, h->domain);
+    if (owner < 0) {
+        gw_route_bounce(k, data, len, "service-unavailable");
+        return;
+    }
+    if ((unsigned)owner == k->idx)
+        gw_route_local_component(k, from, to, data, len);
+    else
+        post_component(k, (unsigned)owner, from, to, data, len);
+}
+
+/* ---- partners ---- */
+
+static gw_sess_t *find_out(gw_worker_t *k, const char *local, const char *remote)
+{
+    for (gw_sess_t *s = k->sessions; s; s = s->next)
+        if (s->kind == STREAM_OUT && !s->verify_only && !s->dead && strcmp(s->local, local) == 0 &&
+            strcmp(s->remote, remote) == 0)
+            return s;
+    return NULL;
+}
+
+static gw_sess_t *open_out(gw_worker_t *k, const char *local, const char *remote,
+                           const policy_partner_t *p)
+{
+    const settings_t *st = policy_settings(k->pol);
+    if (gw_conn_acquire(k->gw, p->domain, p->connection_limit, st->connection_limit) != 0) {
+        log_warn("out %s -> %s: connection limit reached", local, remote);
+        return NULL;
+    }
+    stream_config_t cfg;
+    stream_config_default(&cfg);
+    cfg.kind = STREAM_OUT;
+    cfg.local = local;
+    cfg.remote = remote;
+    cfg.rules = p->rules;
+    gw_sess_t *s;
+    if (gw_sess_new(k, &cfg, &s) != 0) {
+        gw_conn_release(k->gw, p->domain);
+        return NULL;
+    }
+    s->counted = true;
+    snprintf(s->partner, sizeof(s->partner), "%s", p->domain);
+    log_debug("out %s -> %s: opening a stream", local, remote);
+    return s;
+}
+
+static void route_partner(gw_worker_t *k, const char *fd, const char *td, const char *from,
+                          const char *to, const void *data, size_t len)
+{
+    gw_sess_t *s = find_out(k, fd, td);
+    bool fresh = false;
+    const policy_partner_t *p = policy_lookup(k->pol, td);
+    if (!p)
+        p = policy_lookup_default(k->pol);
+    if (!p) {
+        log_info("route %s -> %s: not a federated partner, refused", fd, td);
+        count_refused(k, "not-a-partner");
+        gw_route_bounce(k, data, len, "policy-violation");
+        return;
+    }
+    if (!s) {
+        s = open_out(k, fd, td, p);
+        if (!s) {
+            gw_route_bounce(k, data, len, "resource-constraint");
+            return;
+        }
+        fresh = true;
+    }
+    int rc = stream_send(s->st, from, to, data, len);
+    if (rc != 0) {
+        gw_route_bounce(k, data, len,
+                        rc == FG_ELIMIT ? "resource-constraint" : "remote-server-timeout");
+    }
+    if (fresh)
+        gw_sess_connect(s, p->proxy_host, p->proxy_port);
+    else
+        gw_sess_drain(s);
+}
+
+void gw_route_stanza(gw_worker_t *k, const char *from, const char *to, const void *data, size_t len)
+{
+    char fd[DOMAIN_BUF], td[DOMAIN_BUF];
+    if (jid_domain_of(from, fd, sizeof(fd)) != 0 || jid_domain_of(to, td, sizeof(td)) != 0) {
+        count_refused(k, "bad-address");
+        return;
+    }
+    const policy_hosted_t *h = policy_lookup_hosted(k->pol, td);
+    if (h) {
+        if (!h->enabled) {
+            gw_route_bounce(k, data, len, "service-unavailable");
+            return;
+        }
+        route_hosted(k, h, from, to, data, len);
+        return;
+    }
+    if (!policy_lookup_hosted(k->pol, fd)) {
+        /* Never relay between two foreign domains (RFC 6120 §10.4 security warning). */
+        count_refused(k, "relay");
+        return;
+    }
+    route_partner(k, fd, td, from, to, data, len);
+}
+
+/* ---- bounces ---- */
+
+static const char *error_type(const char *condition)
+{
+    if (strcmp(condition, "remote-server-timeout") == 0 ||
+        strcmp(condition, "resource-constraint") == 0)
+        return "wait";
+    if (strcmp(condition, "not-allowed") == 0 || strcmp(condition, "forbidden") == 0)
+        return "auth";
+    return "cancel";
+}
+
+static int bounce_handler(void *ctx, const xml_event_t *ev)
+{
+    gw_worker_t *k = ctx;
+    if (ev->type != XML_EV_STANZA || k->bdone)
+        return XML_CB_CONTINUE;
+    k->bdone = true;
+    stanza_arena_reset(k->barena);
+    stanza_t *e = stanza_bounce(k->barena, ev->el, k->btype, k->bcond, NULL);
+    buf_reset(&k->bout);
+    if (!e || !stanza_from(e) || !stanza_to(e) ||
+        stanza_write(&k->bout, e, &stanza_scope_s2s) != 0) {
+        buf_reset(&k->bout);
+        return XML_CB_STOP;
+    }
+    snprintf(k->bfrom, sizeof(k->bfrom), "%s", stanza_from(e));
+    snprintf(k->bto, sizeof(k->bto), "%s", stanza_to(e));
+    return XML_CB_STOP;
+}
+
+static const char bounce_open[] = "<stream:stream xmlns='jabber:server' "
+                                  "xmlns:stream='http://etherx.jabber.org/streams'>";
+
+void gw_route_bounce(gw_worker_t *k, const void *data, size_t len, const char *condition)
+{
+    count_bounce(k, condition);
+    if (k->bounce_depth > 2)
+        return; /* a bounce of a bounce of a bounce: stop here (errors are never answered) */
+    if (!k->bparser) {
+        stream_limits_t l;
+        stream_limits_default(&l);
+        l.max_stanza_bytes_preauth = 1 << 20;
+        l.max_buffered_bytes = (1 << 20) + 4096;
+        if (xml_parser_new(&k->bparser, &l, bounce_handler, k) != 0 ||
+            stanza_arena_new(&k->barena, 4 << 20) != 0) {
+            log_error("worker %u: cannot build stanza bounces", k->idx);
+            return;
+        }
+        buf_init(&k->bout, 1 << 20);
+    }
+    xml_reset(k->bparser);
+    k->bdone = false;
+    k->bcond = condition;
+    k->btype = error_type(condition);
+    buf_reset(&k->bout);
+    if (xml_feed(k->bparser, bounce_open, sizeof(bounce_open) - 1, NULL) != 0 ||
+        xml_feed(k->bparser, data, len, NULL) != 0 || !k->bdone || k->bout.len == 0)
+        return; /* unbounceable (an error or a result) or unparsable: counted, dropped */
+    /* The error travels like any stanza: copy it first, routing may bounce again. */
+    size_t n = k->bout.len;
+    uint8_t *copy = malloc(n);
+    char *from = strdup(k->bfrom), *to = strdup(k->bto);
+    if (copy && from && to) {
+        memcpy(copy, k->bout.data, n);
+        k->bounce_depth++;
+        gw_route_stanza(k, from, to, copy, n);
+        k->bounce_depth--;
+    }
+    free(from);
+    free(to);
+    free(copy);
+}

@@ -1,0 +1,806 @@
+#include "io/gw_session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/err.h"
+#include "core/jid.h"
+#include "core/log.h"
+#include "io/conn.h"
+#include "io/gw_route.h"
+#include "io/listen.h"
+#include "policy/domain.h"
+#include "tls/tls_identity.h"
+
+/* Plaintext the engine has not taken yet: a stanza in progress is held by the parser, so this only
+   holds what arrives while the engine waits (a policy verdict, TLS). */
+#define GW_PIN_MAX (256 * 1024)
+
+static const char *kind_name(const gw_sess_t *s)
+{
+    if (s->kind == STREAM_IN)
+        return "in";
+    if (s->kind == STREAM_COMPONENT)
+        return "component";
+    return s->verify_only ? "verify" : "out";
+}
+
+static uint64_t sess_cid(const gw_sess_t *s)
+{
+    return s->conn ? conn_id(s->conn) : 0;
+}
+
+static void random_fill(void *ctx, uint8_t *out, size_t n)
+{
+    (void)ctx;
+    while (n > 0) {
+        ssize_t r = getrandom(out, n, 0);
+        if (r <= 0)
+            abort(); /* stream ids must be unpredictable; never run without randomness */
+        out += r;
+        n -= (size_t)r;
+    }
+}
+
+static bool hosted_cb(void *ctx, const char *domain)
+{
+    gw_worker_t *k = ctx;
+    char d[DOMAIN_BUF];
+    if (domain_normalize(domain, d, sizeof(d)) != 0)
+        return false;
+    const policy_hosted_t *h = policy_lookup_hosted(k->pol, d);
+    return h && h->enabled;
+}
+
+static void tmr_fire(timer_ent_t *t, void *arg);
+static void free_fire(timer_ent_t *t, void *arg);
+
+int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out)
+{
+    int rc;
+    gw_sess_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    const settings_t *st = policy_settings(k->pol);
+    settings_stream_limits(st, &cfg->limits);
+    cfg->hosted_fn = hosted_cb;
+    cfg->hosted_ctx = k;
+    cfg->secret = (const uint8_t *)st->dialback_passphrase;
+    cfg->secret_len = strlen(st->dialback_passphrase);
+    cfg->random = random_fill;
+    cfg->now_ms = gw_now_ms();
+    rc = stream_new(&s->st, cfg);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    s->k = k;
+    s->kind = cfg->kind;
+    s->verify_only = cfg->verify_only;
+    s->id = ++k->next_id;
+    s->m_open = -1;
+    if (cfg->local)
+        snprintf(s->local, sizeof(s->local), "%s", cfg->local);
+    if (cfg->remote)
+        snprintf(s->remote, sizeof(s->remote), "%s", cfg->remote);
+    buf_init(&s->pin, GW_PIN_MAX);
+    timer_init(&s->tmr, tmr_fire, s);
+    timer_init(&s->free_tmr, free_fire, s);
+    s->next = k->sessions;
+    if (k->sessions)
+        k->sessions->prev = s;
+    k->sessions = s;
+    *out = s;
+    return 0;
+}
+
+gw_sess_t *gw_sess_find(gw_worker_t *k, uint64_t id)
+{
+    for (gw_sess_t *s = k->sessions; s; s = s->next)
+        if (s->id == id)
+            return s;
+    return NULL;
+}
+
+static void sess_free(gw_sess_t *s)
+{
+    gw_worker_t *k = s->k;
+    timer_cancel(worker_timers(k->w), &s->tmr);
+    timer_cancel(worker_timers(k->w), &s->free_tmr);
+    if (s->dns_pending && k->dns)
+        dns_cancel(k->dns, s->dns_id);
+    if (s->verify_pending) {
+        /* The authoritative server never answered: the receiving stream must not wait forever. */
+        gw_sess_t *in = gw_sess_find(k, s->verify_for);
+        if (in && in->st) {
+            stream_verify_result(in->st, s->v_from, s->v_to, s->v_id, STREAM_VERIFY_ERROR,
+                                 "remote-connection-failed");
+            gw_sess_drain(in);
+        }
+    }
+    if (s->counted)
+        gw_conn_release(k->gw, s->partner);
+    if (s->comp_registered)
+        gw_comp_unregister(k->gw, s->remote, s->id);
+    if (s->m_open >= 0)
+        metrics_add(k->gw->metrics, k->idx, s->m_open, -1);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        k->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    stream_free(s->st);
+    tls_conn_free(s->tls);
+    buf_free(&s->pin);
+    free(s->plan);
+    free(s);
+}
+
+static void free_fire(timer_ent_t *t, void *arg)
+{
+    (void)t;
+    sess_free(arg);
+}
+
+static void tmr_fire(timer_ent_t *t, void *arg)
+{
+    (void)t;
+    gw_sess_t *s = arg;
+    if (s->dead)
+        return;
+    stream_tick(s->st, gw_now_ms());
+    gw_sess_drain(s);
+}
+
+/* ---- bytes out ---- */
+
+static void flush_cipher(gw_sess_t *s)
+{
+    size_t n;
+    const uint8_t *p;
+    if (!s->tls || !s->conn)
+        return;
+    while ((p = tls_conn_peek_cipher(s->tls, &n)) && n > 0) {
+        if (conn_send(s->conn, p, n) != 0) {
+            log_warn("conn %llx %s %s: send queue full, closing", (unsigned long long)sess_cid(s),
+                     kind_name(s), s->remote);
+            conn_abort(s->conn);
+            return;
+        }
+        tls_conn_consume_cipher(s->tls, n);
+    }
+}
+
+static void sess_write(gw_sess_t *s, const void *data, size_t len)
+{
+    if (!s->conn)
+        return;
+    if (s->tls) {
+        ssize_t r = tls_conn_write_plain(s->tls, data, len);
+        if (r == FG_ELIMIT) {
+            flush_cipher(s);
+            r = tls_conn_write_plain(s->tls, data, len);
+        }
+        if (r < 0) {
+            log_warn("conn %llx %s %s: TLS write failed: %s", (unsigned long long)sess_cid(s),
+                     kind_name(s), s->remote, fg_strerror((int)r));
+            conn_abort(s->conn);
+            return;
+        }
+        flush_cipher(s);
+        return;
+    }
+    if (conn_send(s->conn, data, len) != 0) {
+        log_warn("conn %llx %s %s: send queue full, closing", (unsigned long long)sess_cid(s),
+                 kind_name(s), s->remote);
+        conn_abort(s->conn);
+    }
+}
+
+/* ---- policy ---- */
+
+static const policy_partner_t *partner_for(gw_worker_t *k, const char *domain)
+{
+    char d[DOMAIN_BUF];
+    if (domain_normalize(domain, d, sizeof(d)) != 0)
+        return NULL;
+    const policy_partner_t *p = policy_lookup(k->pol, d);
+    return p ? p : policy_lookup_default(k->pol);
+}
+
+static void answer_policy(gw_sess_t *s, const char *domain_in)
+{
+    gw_worker_t *k = s->k;
+    char domain[STREAM_DOMAIN_MAX + 1];
+    snprintf(domain, sizeof(domain), "%s", domain_in);
+    if (s->kind == STREAM_COMPONENT) {
+        char d[DOMAIN_BUF];
+        const policy_hosted_t *h = NULL;
+        if (domain_normalize(domain, d, sizeof(d)) == 0)
+            h = policy_lookup_hosted(k->pol, d);
+        bool ok =
+            h && h->enabled && h->route == HOSTED_ROUTE_COMPONENT && h->secret && h->secret[0];
+        if (!ok)
+            log_warn("conn %llx component: %s is not a hosted domain with a component route",
+                     (unsigned long long)sess_cid(s), domain);
+        snprintf(s->remote, sizeof(s->remote), "%s", ok ? d : domain);
+        stream_component_secret(s->st, domain, ok, ok ? h->secret : NULL,
+                                ok ? strlen(h->secret) : 0);
+        return;
+    }
+    const policy_partner_t *p = partner_for(k, domain);
+    if (!p) {
+        log_info("conn %llx in %s: not a federated partner, refused",
+                 (unsigned long long)sess_cid(s), domain);
+        metrics_add(k->gw->metrics, k->idx, k->gw->m_refused_unknown, 1);
+        stream_policy(s->st, domain, false, NULL);
+        return;
+    }
+    if (!s->counted) {
+        const settings_t *st = policy_settings(k->pol);
+        if (gw_conn_acquire(k->gw, p->domain, p->connection_limit, st->connection_limit) != 0) {
+            log_warn("conn %llx in %s: connection limit reached, refused",
+                     (unsigned long long)sess_cid(s), domain);
+            metrics_add(k->gw->metrics, k->idx, k->gw->m_refused_limit, 1);
+            stream_close(s->st, "resource-constraint", "connection limit reached");
+            return;
+        }
+        s->counted = true;
+        snprintf(s->partner, sizeof(s->partner), "%s", p->domain);
+        snprintf(s->remote, sizeof(s->remote), "%s", domain);
+    }
+    stream_policy(s->st, domain, true, &p->rules);
+}
+
+/* ---- dialback verification (we are the receiving server) ---- */
+
+static void start_verify(gw_sess_t *in, const stream_action_t *a)
+{
+    gw_worker_t *k = in->k;
+    stream_config_t cfg;
+    stream_config_default(&cfg);
+    cfg.kind = STREAM_OUT;
+    cfg.verify_only = true;
+    cfg.local = a->from;
+    cfg.remote = a->to;
+    const policy_partner_t *p = partner_for(k, a->to);
+    const char *proxy = NULL;
+    uint16_t pport = 0;
+    if (p) {
+        cfg.rules = p->rules;
+        proxy = p->proxy_host;
+        pport = p->proxy_port;
+    } else {
+        cfg.rules.tls = NEG_OPTIONAL;
+        cfg.rules.sasl = NEG_NOT_SUPPORTED;
+        cfg.rules.dialback = true;
+    }
+    /* The verify stream only carries db:verify: no SASL is needed on it. */
+    if (cfg.rules.sasl == NEG_REQUIRED)
+        cfg.rules.sasl = NEG_OPTIONAL;
+    cfg.rules.dialback = true;
+    gw_sess_t *v;
+    if (gw_sess_new(k, &cfg, &v) != 0) {
+        stream_verify_result(in->st, a->from, a->to, a->id, STREAM_VERIFY_ERROR,
+                             "remote-connection-failed");
+        return;
+    }
+    v->verify_for = in->id;
+    v->verify_pending = true;
+    snprintf(v->v_from, sizeof(v->v_from), "%s", a->from);
+    snprintf(v->v_to, sizeof(v->v_to), "%s", a->to);
+    snprintf(v->v_id, sizeof(v->v_id), "%s", a->id);
+    stream_out_verify(v->st, a->from, a->to, a->id, a->key);
+    log_debug("conn %llx in %s: verifying dialback key with %s", (unsigned long long)sess_cid(in),
+              in->remote, a->to);
+    gw_sess_connect(v, proxy, pport);
+}
+
+static void verify_answered(gw_sess_t *v, const stream_action_t *a)
+{
+    gw_sess_t *in = gw_sess_find(v->k, v->verify_for);
+    v->verify_pending = false;
+    if (in && in->st && !in->dead) {
+        stream_verify_result(in->st, a->from, a->to, a->id, a->result, a->condition);
+        gw_sess_drain(in);
+    }
+    stream_close(v->st, NULL, NULL);
+}
+
+/* ---- actions ---- */
+
+static void on_authenticated(gw_sess_t *s, const stream_action_t *a)
+{
+    gw_worker_t *k = s->k;
+    s->auth = a->method;
+    const char *dir = kind_name(s);
+    const char *tv = s->tls ? tls_conn_version(s->tls) : NULL;
+    log_info("conn %llx %s %s -> %s authenticated (%s%s%s)", (unsigned long long)sess_cid(s), dir,
+             a->from, a->to, stream_auth_name(a->method), tv ? ", " : "", tv ? tv : "");
+    if (s->kind == STREAM_COMPONENT) {
+        gw_comp_register(k->gw, s->remote, k->idx, s->id);
+        s->comp_registered = true;
+    }
+    char part[STREAM_DOMAIN_MAX * 2 + 1], labels[STREAM_DOMAIN_MAX * 2 + 128];
+    metrics_escape_label(s->partner[0] ? s->partner : s->remote, part, sizeof(part));
+    snprintf(labels, sizeof(labels), "dir=\"%s\",partner=\"%s\",auth=\"%s\",tls=\"%s\"", dir, part,
+             stream_auth_name(a->method), tv ? tv : "none");
+    gw_count(k, "fedgate_streams_authenticated_total", labels, 1);
+    if (s->m_open < 0) {
+        s->m_open = metrics_register(k->gw->metrics, METRIC_GAUGE, "fedgate_streams_open", labels,
+                                     "Open authenticated streams");
+        if (s->m_open >= 0)
+            metrics_add(k->gw->metrics, k->idx, s->m_open, 1);
+    }
+}
+
+static void on_stanza(gw_sess_t *s, const stream_action_t *a)
+{
+    gw_worker_t *k = s->k;
+    if (!a->data || !a->from || !a->to)
+        return;
+    metrics_add(k->gw->metrics, k->idx, s->kind == STREAM_IN ? k->gw->m_in : k->gw->m_out, 1);
+    gw_route_stanza(k, a->from, a->to, a->data, a->len);
+}
+
+static void start_tls(gw_sess_t *s, const stream_action_t *a)
+{
+    tls_conn_opts_t o = {0};
+    int rc;
+    if (a->tls_server) {
+        o.local_domain = a->domain;
+        rc = tls_conn_new(gw_global->tls, TLS_ROLE_SERVER, &o, &s->tls);
+        if (rc == FG_ENOTFOUND) {
+            o.local_domain = NULL;
+            rc = tls_conn_new(gw_global->tls, TLS_ROLE_SERVER, &o, &s->tls);
+        }
+    } else {
+        o.local_domain = s->local;
+        rc = tls_conn_new(gw_global->tls, TLS_ROLE_CLIENT, &o, &s->tls);
+        if (rc == FG_ENOTFOUND) {
+            o.local_domain = NULL;
+            rc = tls_conn_new(gw_global->tls, TLS_ROLE_CLIENT, &o, &s->tls);
+        }
+    }
+    if (rc != 0) {
+        log_warn("conn %llx %s %s: TLS setup failed: %s", (unsigned long long)sess_cid(s),
+                 kind_name(s), s->remote, fg_strerror(rc));
+        stream_tls_failed(s->st);
+        return;
+    }
+    if (!a->tls_server) {
+        tls_conn_handshake(s->tls); /* ClientHello */
+        flush_cipher(s);
+    }
+}
+
+static void on_close_action(gw_sess_t *s, const stream_action_t *a)
+{
+    s->dead = true;
+    if (a->condition)
+        log_info("conn %llx %s %s: closed (%s%s%s)", (unsigned long long)sess_cid(s), kind_name(s),
+                 s->remote, a->condition, a->reason ? ", " : "", a->reason ? a->reason : "");
+    else
+        log_debug("conn %llx %s %s: closed (%s)", (unsigned long long)sess_cid(s), kind_name(s),
+                  s->remote, a->reason ? a->reason : "clean");
+    timer_cancel(worker_timers(s->k->w), &s->tmr);
+    if (s->conn) {
+        if (s->tls) {
+            tls_conn_close(s->tls);
+            flush_cipher(s);
+        }
+        conn_close(s->conn);
+    } else if (!s->dns_pending || s->opened) {
+        timer_arm_at(worker_timers(s->k->w), &s->free_tmr, timer_now_ns());
+    } else {
+        timer_arm_at(worker_timers(s->k->w), &s->free_tmr, timer_now_ns());
+    }
+}
+
+void gw_sess_drain(gw_sess_t *s)
+{
+    stream_action_t a;
+    if (s->draining)
+        return; /* the outer loop picks the new actions up */
+    s->draining = true;
+    while (stream_next_action(s->st, &a)) {
+        switch (a.type) {
+        case STREAM_ACT_SEND:
+            sess_write(s, a.data, a.len);
+            break;
+        case STREAM_ACT_START_TLS:
+            start_tls(s, &a);
+            break;
+        case STREAM_ACT_NEED_POLICY:
+            answer_policy(s, a.domain);
+            break;
+        case STREAM_ACT_VERIFY:
+            start_verify(s, &a);
+            break;
+        case STREAM_ACT_VERIFY_RESULT:
+            verify_answered(s, &a);
+            break;
+        case STREAM_ACT_STANZA:
+            on_stanza(s, &a);
+            break;
+        case STREAM_ACT_BOUNCE:
+            if (a.data)
+                gw_route_bounce(s->k, a.data, a.len,
+                                a.condition ? a.condition : "remote-server-timeout");
+            break;
+        case STREAM_ACT_AUTHENTICATED:
+            on_authenticated(s, &a);
+            break;
+        case STREAM_ACT_PAIR_FAILED:
+            log_info("conn %llx %s %s -> %s: pair failed (%s)", (unsigned long long)sess_cid(s),
+                     kind_name(s), a.from, a.to, a.condition ? a.condition : "?");
+            break;
+        case STREAM_ACT_TIMER: {
+            uint64_t now = gw_now_ms();
+            uint64_t ms = a.deadline_ms > now ? a.deadline_ms - now : 0;
+            timer_arm_at(worker_timers(s->k->w), &s->tmr, timer_now_ns() + ms * 1000000ull);
+            break;
+        }
+        case STREAM_ACT_CLOSE:
+            on_close_action(s, &a);
+            break;
+        case STREAM_ACT_NONE:
+            break;
+        }
+    }
+    s->draining = false;
+}
+
+/* ---- bytes in ---- */
+
+static void feed_cipher(gw_sess_t *s, const uint8_t *data, size_t len);
+
+static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
+{
+    if (s->dead)
+        return;
+    if (buf_append(&s->pin, data, len) != 0) {
+        stream_close(s->st, "resource-constraint", "input buffer full");
+        gw_sess_drain(s);
+        return;
+    }
+    while (s->pin.len > 0 && !s->dead) {
+        bool had_tls = s->tls != NULL;
+        int r = stream_feed(s->st, s->pin.data, s->pin.len, gw_now_ms());
+        if (r < 0)
+            break;
+        buf_consume(&s->pin, (size_t)r);
+        gw_sess_drain(s);
+        if (!had_tls && s->tls) {
+            /* STARTTLS: what follows <proceed/> is the TLS handshake. */
+            if (s->pin.len > 0) {
+                buf_t rest = s->pin;
+                buf_init(&s->pin, GW_PIN_MAX);
+                feed_cipher(s, rest.data, rest.len);
+                buf_free(&rest);
+            }
+            return;
+        }
+        if (r == 0)
+            break;
+    }
+}
+
+static void tls_fail(gw_sess_t *s, const char *what)
+{
+    log_info("conn %llx %s %s: TLS %s: %s", (unsigned long long)sess_cid(s), kind_name(s),
+             s->remote, what, tls_conn_error(s->tls));
+    gw_count(s->k, "fedgate_handshake_failures_total", "reason=\"tls\"", 1);
+    flush_cipher(s);
+    stream_tls_failed(s->st);
+    gw_sess_drain(s);
+    if (s->conn)
+        conn_abort(s->conn);
+}
+
+static void pump_tls(gw_sess_t *s)
+{
+    gw_worker_t *k = s->k;
+    if (!s->tls_up) {
+        int h = tls_conn_handshake(s->tls);
+        flush_cipher(s);
+        if (h < 0) {
+            tls_fail(s, "handshake failed");
+            return;
+        }
+        if (h == 0)
+            return;
+        s->tls_up = true;
+        const tls_peer_t *peer = tls_conn_peer(s->tls);
+        const char *names[STREAM_CERT_NAMES_MAX];
+        size_t n = tls_identity_flatten(&peer->ids, names, STREAM_CERT_NAMES_MAX);
+        char why[256];
+        const char *ref = s->kind == STREAM_OUT ? s->remote : s->remote;
+        log_debug("conn %llx %s %s: %s up, peer certificate: %s", (unsigned long long)sess_cid(s),
+                  kind_name(s), s->remote, tls_conn_version(s->tls),
+                  tls_peer_describe(peer, ref[0] ? ref : "-", why, sizeof(why)));
+        stream_tls_up(s->st, names, n, peer->verify == TLS_VERIFY_OK, gw_now_ms());
+        gw_sess_drain(s);
+        if (s->dead)
+            return;
+    }
+    for (;;) {
+        ssize_t r = tls_conn_read_plain(s->tls, k->plain, sizeof(k->plain));
+        if (r > 0) {
+            feed_plain(s, k->plain, (size_t)r);
+            if (s->dead)
+                break;
+            continue;
+        }
+        if (r < 0) {
+            tls_fail(s, "record error");
+            return;
+        }
+        break;
+    }
+    flush_cipher(s);
+    if (!s->dead && tls_conn_state(s->tls) == TLS_CONN_CLOSED) {
+        stream_transport_closed(s->st);
+        gw_sess_drain(s);
+    }
+}
+
+static void feed_cipher(gw_sess_t *s, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !s->dead) {
+        ssize_t r = tls_conn_feed_cipher(s->tls, data + off, len - off);
+        if (r < 0) {
+            tls_fail(s, "input error");
+            return;
+        }
+        off += (size_t)r;
+        pump_tls(s);
+        if (r == 0) {
+            tls_fail(s, "input buffer full");
+            return;
+        }
+    }
+}
+
+/* ---- connection callbacks ---- */
+
+static void on_data(conn_t *c, const uint8_t *data, size_t len)
+{
+    gw_sess_t *s = conn_ctx(c);
+    if (!s || s->dead)
+        return;
+    if (s->tls)
+        feed_cipher(s, data, len);
+    else
+        feed_plain(s, data, len);
+}
+
+static void on_timer(conn_t *c, unsigned id)
+{
+    (void)c;
+    (void)id;
+}
+
+static void on_close(conn_t *c, int reason)
+{
+    gw_sess_t *s = conn_ctx(c);
+    if (!s)
+        return;
+    s->conn = NULL;
+    if (!s->opened && s->kind == STREAM_OUT && !s->dead) {
+        /* The connect failed: try the next endpoint, or give up. */
+        log_debug("out %s -> %s: connect failed: %s", s->local, s->remote, fg_strerror(reason));
+        if (s->plan && s->next_ep < s->plan->n) {
+            gw_sess_connect(s, NULL, 0);
+            return;
+        }
+        log_info("out %s -> %s: no endpoint reachable", s->local, s->remote);
+        stream_out_connect_failed(s->st, false);
+        gw_sess_drain(s);
+        sess_free(s);
+        return;
+    }
+    if (!s->dead) {
+        stream_transport_closed(s->st);
+        gw_sess_drain(s);
+    }
+    sess_free(s);
+}
+
+static void accept_common(conn_t *c, stream_kind_t kind, bool direct_tls)
+{
+    gw_worker_t *k = worker_data(conn_worker(c));
+    gw_sess_t *s;
+    conn_set_ctx(c, NULL);
+    if (atomic_load(&k->gw->shutting_down)) {
+        conn_abort(c);
+        return;
+    }
+    stream_config_t cfg;
+    stream_config_default(&cfg);
+    cfg.kind = kind;
+    if (gw_sess_new(k, &cfg, &s) != 0) {
+        log_warn("conn %llx: cannot create a stream, closing", (unsigned long long)conn_id(c));
+        conn_abort(c);
+        return;
+    }
+    s->conn = c;
+    s->opened = true;
+    conn_set_ctx(c, s);
+    char addr[80];
+    listen_format_addr(conn_peer(c), addr, sizeof(addr));
+    log_debug("conn %llx %s: accepted from %s", (unsigned long long)conn_id(c), kind_name(s), addr);
+    if (direct_tls) {
+        tls_conn_opts_t o = {.alpn_xmpp = 1};
+        if (tls_conn_new(gw_global->tls, TLS_ROLE_SERVER, &o, &s->tls) != 0) {
+            conn_abort(c);
+            return;
+        }
+        s->direct_tls = true;
+    }
+    stream_tick(s->st, gw_now_ms());
+    gw_sess_drain(s);
+}
+
+static void in_open(conn_t *c)
+{
+    accept_common(c, STREAM_IN, false);
+}
+
+static void tls_open(conn_t *c)
+{
+    accept_common(c, STREAM_IN, true);
+}
+
+static void comp_open(conn_t *c)
+{
+    accept_common(c, STREAM_COMPONENT, false);
+}
+
+static void out_open(conn_t *c)
+{
+    gw_sess_t *s = conn_ctx(c);
+    s->conn = c;
+    s->opened = true;
+    log_debug("conn %llx %s %s -> %s: connected", (unsigned long long)conn_id(c), kind_name(s),
+              s->local, s->remote);
+    stream_out_connected(s->st, gw_now_ms());
+    gw_sess_drain(s);
+    if (s->direct_tls && !s->dead) {
+        tls_conn_opts_t o = {.local_domain = s->local, .sni = s->remote, .alpn_xmpp = 1};
+        int rc = tls_conn_new(gw_global->tls, TLS_ROLE_CLIENT, &o, &s->tls);
+        if (rc == FG_ENOTFOUND) {
+            o.local_domain = NULL;
+            rc = tls_conn_new(gw_global->tls, TLS_ROLE_CLIENT, &o, &s->tls);
+        }
+        if (rc != 0) {
+            stream_tls_failed(s->st);
+            gw_sess_drain(s);
+            return;
+        }
+        tls_conn_handshake(s->tls);
+        flush_cipher(s);
+    }
+}
+
+const conn_ops_t gw_in_ops = {
+    .on_open = in_open, .on_data = on_data, .on_timer = on_timer, .on_close = on_close};
+const conn_ops_t gw_tls_ops = {
+    .on_open = tls_open, .on_data = on_data, .on_timer = on_timer, .on_close = on_close};
+const conn_ops_t gw_comp_ops = {
+    .on_open = comp_open, .on_data = on_data, .on_timer = on_timer, .on_close = on_close};
+const conn_ops_t gw_out_ops = {
+    .on_open = out_open, .on_data = on_data, .on_timer = on_timer, .on_close = on_close};
+
+/* ---- outgoing: resolve and connect ---- */
+
+static void try_next(gw_sess_t *s)
+{
+    gw_worker_t *k = s->k;
+    while (s->plan && s->next_ep < s->plan->n) {
+        const dns_endpoint_t *ep = &s->plan->ep[s->next_ep++];
+        conn_t *c = NULL;
+        s->direct_tls = ep->direct_tls;
+        uint64_t to = (uint64_t)k->gw->connect_timeout_ms;
+        int rc = io_connect(k->w, (const struct sockaddr *)&ep->addr, ep->addrlen, to, &gw_out_ops,
+                            s, &c);
+        if (rc == 0)
+            return; /* on_open or on_close follows */
+        log_debug("out %s -> %s: connect: %s", s->local, s->remote, fg_strerror(rc));
+    }
+    log_info("out %s -> %s: no endpoint reachable", s->local, s->remote);
+    stream_out_connect_failed(s->st, false);
+    gw_sess_drain(s);
+}
+
+static void dns_done(void *arg, const dns_result_t *res)
+{
+    gw_sess_t *s = arg;
+    s->dns_pending = false;
+    if (s->dead)
+        return;
+    if (res->status != 0 || res->n == 0) {
+        log_info("out %s -> %s: DNS: %s (%s)", s->local, s->remote, fg_strerror(res->status),
+                 srv_plan_name(res->plan));
+        gw_count(s->k, "fedgate_handshake_failures_total", "reason=\"dns\"", 1);
+        stream_out_connect_failed(s->st, true);
+        gw_sess_drain(s);
+        return;
+    }
+    if (!s->plan)
+        s->plan = malloc(sizeof(*s->plan));
+    if (!s->plan) {
+        stream_out_connect_failed(s->st, false);
+        gw_sess_drain(s);
+        return;
+    }
+    *s->plan = *res;
+    s->next_ep = 0;
+    try_next(s);
+}
+
+int gw_sess_connect(gw_sess_t *s, const char *proxy_host, uint16_t proxy_port)
+{
+    gw_worker_t *k = s->k;
+    if (s->plan) {
+        try_next(s);
+        return 0;
+    }
+    int rc =
+        k->dns ? dns_resolve_s2s(k->dns, s->remote, proxy_host && proxy_host[0] ? proxy_host : NULL,
+                                 proxy_port, dns_done, s, &s->dns_id)
+               : -EIO;
+    if (rc != 0) {
+        log_info("out %s -> %s: cannot resolve: %s", s->local, s->remote, fg_strerror(rc));
+        stream_out_connect_failed(s->st, true);
+        gw_sess_drain(s);
+        return rc;
+    }
+    s->dns_pending = true;
+    return 0;
+}
+
+/* ---- whole-worker operations ---- */
+
+void gw_sess_close_all(gw_worker_t *k, const char *condition, const char *text)
+{
+    gw_sess_t *s = k->sessions;
+    while (s) {
+        gw_sess_t *next = s->next;
+        if (!s->dead) {
+            stream_close(s->st, condition, text);
+            gw_sess_drain(s);
+        }
+        s = next;
+    }
+}
+
+void gw_sess_recheck(gw_worker_t *k)
+{
+    for (gw_sess_t *s = k->sessions; s; s = s->next) {
+        if (s->dead || s->kind == STREAM_COMPONENT || !s->partner[0])
+            continue;
+        const char *why = NULL;
+        const policy_partner_t *p = partner_for(k, s->remote);
+        if (!p)
+            why = "partner removed";
+        else if (p->rules.tls == NEG_REQUIRED && s->conn && !s->tls)
+            why = "TLS now required";
+        else if (p->rules.sasl == NEG_REQUIRED && s->auth != STREAM_AUTH_NONE &&
+                 s->auth != STREAM_AUTH_SASL)
+            why = "SASL now required";
+        else if (!p->rules.dialback &&
+                 (s->auth == STREAM_AUTH_DIALBACK_TLS || s->auth == STREAM_AUTH_DIALBACK_TCP))
+            why = "dialback no longer allowed";
+        if (why) {
+            log_info("conn %llx %s %s: %s, closing", (unsigned long long)sess_cid(s), kind_name(s),
+                     s->remote, why);
+            stream_close(s->st, "policy-violation", why);
+            gw_sess_drain(s);
+        }
+    }
+}

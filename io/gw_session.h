@@ -1,0 +1,77 @@
+/*
+ * gw_session: one XMPP stream of the gateway on one worker — the TCP connection (io/conn), the TLS
+ * session (tls/) once STARTTLS or direct TLS starts, and the stream engine (core/stream). It pumps
+ * bytes between them and carries out the engine's actions: sends, STARTTLS, policy verdicts,
+ * dialback verification, routing, bounces, timers and close.
+ *
+ * Kinds: IN (a partner connected to the s2s listener), OUT (we connect to a partner for a domain
+ * pair, or, verify_only, to an authoritative server for db:verify) and COMPONENT (an XEP-0114
+ * component on the component listener).
+ *
+ * Ownership: the worker's gw_worker_t lists its sessions. A session with a connection is freed in
+ * the connection's on_close; one without (an OUT stream still resolving) when its stream closes,
+ * from a zero-delay timer so no caller up the stack still holds it. Only the owning worker's
+ * thread touches a session.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "io/gw.h"
+#include "tls/tls_conn.h"
+
+struct gw_sess {
+    gw_worker_t *k;
+    gw_sess_t *prev, *next;
+    uint64_t id;
+    conn_t *conn; /* NULL while an OUT stream resolves or connects */
+    stream_t *st;
+    stream_kind_t kind;
+    bool verify_only;
+    tls_conn_t *tls;
+    bool tls_up;
+    bool direct_tls;
+    bool opened;   /* conn on_open seen */
+    bool dead;     /* stream closed; waiting for on_close or the free timer */
+    bool draining; /* inside gw_sess_drain (re-entry guard) */
+    bool counted;  /* holds a partner connection slot */
+    bool comp_registered;
+    stream_auth_t auth;
+    int m_open; /* gauge series of this stream once authenticated, else -1 */
+    char local[STREAM_DOMAIN_MAX + 1];
+    char remote[STREAM_DOMAIN_MAX + 1];
+    char partner[STREAM_DOMAIN_MAX + 1]; /* primary domain of the partner, "" if none */
+    buf_t pin;                           /* plaintext not yet taken by the engine */
+    timer_ent_t tmr;                     /* the engine's timer */
+    timer_ent_t free_tmr;
+    /* OUT: endpoints and the one being tried. */
+    dns_result_t *plan;
+    size_t next_ep;
+    uint64_t dns_id;
+    bool dns_pending;
+    /* Verify streams: the IN session asking and what it asked. */
+    uint64_t verify_for;
+    bool verify_pending;
+    char v_from[STREAM_DOMAIN_MAX + 1], v_to[STREAM_DOMAIN_MAX + 1], v_id[STREAM_PEER_ID_MAX + 1];
+};
+
+extern const conn_ops_t gw_in_ops;   /* s2s listener (listener arg: NULL) */
+extern const conn_ops_t gw_tls_ops;  /* direct-TLS s2s listener */
+extern const conn_ops_t gw_comp_ops; /* component listener */
+extern const conn_ops_t gw_out_ops;  /* outgoing connections (ctx: the session) */
+
+/* A new session on worker k with a stream made from cfg (kind, local/remote, rules filled by the
+   caller; limits, secret, random and hosted callback filled here). 0, -ENOMEM or a stream_new
+   error. */
+int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out);
+/* Carry out every pending action of the engine. */
+void gw_sess_drain(gw_sess_t *s);
+/* The session whose id is `id` on worker k, or NULL. */
+gw_sess_t *gw_sess_find(gw_worker_t *k, uint64_t id);
+/* OUT: resolve the partner (ProxyFqdn or SRV) and connect. 0 or an error (stream closed then). */
+int gw_sess_connect(gw_sess_t *s, const char *proxy_host, uint16_t proxy_port);
+/* Close every session of k with a stream error (shutdown, or NULL for a clean close). */
+void gw_sess_close_all(gw_worker_t *k, const char *condition, const char *text);
+/* Re-check open partner streams against the current policy snapshot (DESIGN.md §4). */
+void gw_sess_recheck(gw_worker_t *k);

@@ -1,0 +1,300 @@
+/*
+ * fedgate: the gateway daemon. Reads everything from the store (gateway settings, hosted domains
+ * with their certificates and routes, partners), starts one io_uring worker per core with its own
+ * policy reader, listens on the configured s2s, direct-TLS s2s, component and metrics addresses,
+ * and runs until SIGTERM or SIGINT, then shuts down gracefully: stop accepting, close every stream
+ * with <system-shutdown/>, bounce what is queued, stop the workers.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "io/gw.h"
+#include "io/gw_session.h"
+#include "io/listen.h"
+#include "io/mhttp.h"
+#include "policy/store.h"
+#include "tls/tls_ctx.h"
+
+#define MAX_CREDS 4096
+
+typedef struct {
+    tls_cred_config_t creds[MAX_CREDS];
+    hosted_t *hosted; /* copies the creds point into */
+    size_t n;
+} creds_t;
+
+static int add_cred(const hosted_t *h, void *arg)
+{
+    creds_t *c = arg;
+    if (!h->enabled || !h->cert_path[0] || !h->key_path[0] || c->n == MAX_CREDS)
+        return 0;
+    c->hosted[c->n] = *h;
+    c->creds[c->n].domain = c->hosted[c->n].domain;
+    c->creds[c->n].cert_file = c->hosted[c->n].cert_path;
+    c->creds[c->n].key_file = c->hosted[c->n].key_path;
+    c->n++;
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: fedgate --store DIR [--workers N] [--log-level error|warn|info|debug]\n"
+               "               [--listen-s2s ADDR:PORT] [--listen-s2s-tls ADDR:PORT]\n"
+               "               [--listen-component ADDR:PORT] [--listen-metrics ADDR:PORT]\n"
+               "               [--resolver ADDR:PORT]\n"
+               "Listeners and the resolver come from the store's gateway settings; the options\n"
+               "override them for development (\"\" turns a listener off).\n");
+}
+
+static void collect_gw(void *arg, buf_t *out)
+{
+    gw_t *gw = arg;
+    char line[256];
+    snprintf(line, sizeof(line),
+             "# HELP fedgate_partner_connections Partner streams counted against "
+             "ConnectionLimit\n# TYPE fedgate_partner_connections gauge\n"
+             "fedgate_partner_connections %u\n",
+             atomic_load(&gw->nconns));
+    buf_append_str(out, line);
+}
+
+static int open_listener(gw_t *gw, const char *what, const char *addr, const conn_ops_t *ops)
+{
+    struct sockaddr_storage sa;
+    char text[80];
+    if (!addr[0])
+        return 0;
+    int rc = listen_parse_addr(addr, &sa);
+    if (rc == 0)
+        rc = ops ? wgroup_listen(gw->g, &sa, ops, NULL) : mhttp_listen(gw->g, 0, &sa, gw->metrics);
+    if (rc != 0) {
+        fprintf(stderr, "fedgate: cannot listen for %s on %s: %s\n", what, addr, fg_strerror(rc));
+        return rc;
+    }
+    listen_format_addr(&sa, text, sizeof(text));
+    printf("fedgate: listening for %s on %s\n", what, text);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static gw_t gwv;
+    gw_t *gw = &gwv;
+    const char *store_dir = getenv("FEDGATE_STORE");
+    const char *o_s2s = NULL, *o_tls = NULL, *o_comp = NULL, *o_metrics = NULL, *o_res = NULL;
+    unsigned nworkers = 0;
+    int rc = 1;
+    store_t *store = NULL;
+    creds_t *cr = NULL;
+    enum { O_S2S = 256, O_TLS, O_COMP, O_METRICS, O_RES };
+    static const struct option opts[] = {{"store", required_argument, NULL, 's'},
+                                         {"workers", required_argument, NULL, 'w'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"listen-s2s", required_argument, NULL, O_S2S},
+                                         {"listen-s2s-tls", required_argument, NULL, O_TLS},
+                                         {"listen-component", required_argument, NULL, O_COMP},
+                                         {"listen-metrics", required_argument, NULL, O_METRICS},
+                                         {"resolver", required_argument, NULL, O_RES},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "s:w:l:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            store_dir = optarg;
+            break;
+        case 'w': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 256) {
+                fprintf(stderr, "fedgate: --workers: \"%s\" is not a number from 1 to 256\n",
+                        optarg);
+                return 2;
+            }
+            nworkers = (unsigned)v;
+            break;
+        }
+        case 'l': {
+            int lv = log_parse_level(optarg);
+            if (lv < 0) {
+                fprintf(stderr, "fedgate: --log-level: \"%s\" is not error, warn, info or debug\n",
+                        optarg);
+                return 2;
+            }
+            log_set_level((log_level_t)lv);
+            break;
+        }
+        case O_S2S:
+            o_s2s = optarg;
+            break;
+        case O_TLS:
+            o_tls = optarg;
+            break;
+        case O_COMP:
+            o_comp = optarg;
+            break;
+        case O_METRICS:
+            o_metrics = optarg;
+            break;
+        case O_RES:
+            o_res = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || !store_dir) {
+        usage(stderr);
+        return 2;
+    }
+    if (!nworkers) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nworkers = n > 0 && n <= 256 ? (unsigned)n : 1;
+    }
+
+    /* Signals are taken by sigwait() in this thread only; workers inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[256] = "";
+    if (store_open(store_dir, STORE_READONLY, &store, err, sizeof(err)) != 0) {
+        fprintf(stderr, "fedgate: %s\n", err[0] ? err : "cannot open the store");
+        return 5;
+    }
+    if (store_settings_get(store, &gw->settings) != 0) {
+        fprintf(stderr, "fedgate: store %s has no gateway settings; run fedgate-admin init\n",
+                store_dir);
+        rc = 5;
+        goto out;
+    }
+    if (!gw->settings.dialback_passphrase[0]) {
+        fprintf(stderr, "fedgate: store %s has no DialbackPassphrase; run fedgate-admin init\n",
+                store_dir);
+        rc = 5;
+        goto out;
+    }
+    cr = calloc(1, sizeof(*cr));
+    if (cr)
+        cr->hosted = calloc(MAX_CREDS, sizeof(hosted_t));
+    if (!cr || !cr->hosted) {
+        fprintf(stderr, "fedgate: out of memory\n");
+        goto out;
+    }
+    store_hosted_list(store, add_cred, cr);
+    store_close(store);
+    store = NULL;
+
+    snprintf(gw->store, sizeof(gw->store), "%s", store_dir);
+    gw->nworkers = nworkers;
+    const char *res = o_res ? o_res : gw->settings.resolver;
+    if (strlen(res) >= sizeof(gw->resolver)) {
+        fprintf(stderr, "fedgate: --resolver: address too long\n");
+        rc = 2;
+        goto out;
+    }
+    memcpy(gw->resolver, res, strlen(res) + 1);
+    uint32_t est = gw->settings.stream_establishment_timeout;
+    gw->connect_timeout_ms = est && est < 10 ? (int)est * 1000 : 10000;
+    pthread_mutex_init(&gw->comp_mu, NULL);
+    gw_global = gw;
+
+    if (tls_global_init(0) != 0) {
+        fprintf(stderr, "fedgate: TLS initialisation failed\n");
+        goto out;
+    }
+    tls_ctx_config_t tc = {.ca_file =
+                               gw->settings.trust_anchors[0] ? gw->settings.trust_anchors : NULL,
+                           .creds = cr->creds,
+                           .ncreds = cr->n};
+    int trc = tls_ctx_new(&tc, &gw->tls);
+    if (trc != 0) {
+        fprintf(stderr, "fedgate: cannot load certificates or trust anchors: %s\n",
+                fg_strerror(trc));
+        goto out;
+    }
+    if (metrics_create(&gw->metrics, nworkers + 1, 8192) != 0)
+        goto out;
+    gw->m_in = metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_stanzas_total", "dir=\"in\"",
+                                "Stanzas relayed (in: from partners)");
+    gw->m_out = metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_stanzas_total",
+                                 "dir=\"out\"", "Stanzas relayed (out: to partners)");
+    gw->m_refused_unknown =
+        metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_streams_refused_total",
+                         "reason=\"not-a-partner\"", "Streams refused");
+    gw->m_refused_limit =
+        metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_streams_refused_total",
+                         "reason=\"connection-limit\"", "Streams refused");
+
+    wgroup_config_t wc = {.nworkers = nworkers,
+                          .on_start = gw_worker_start,
+                          .on_stop = gw_worker_stop,
+                          .on_msg = gw_worker_msg,
+                          .arg = gw};
+    int wrc = wgroup_create(&gw->g, &wc);
+    if (wrc != 0) {
+        fprintf(stderr, "fedgate: cannot create the workers: %s\n", fg_strerror(wrc));
+        goto out;
+    }
+    metrics_add_collector(gw->metrics, wgroup_metrics_collect, gw->g);
+    metrics_add_collector(gw->metrics, collect_gw, gw);
+    const settings_t *st = &gw->settings;
+    if (open_listener(gw, "s2s", o_s2s ? o_s2s : st->listen_s2s, &gw_in_ops) ||
+        open_listener(gw, "s2s direct TLS", o_tls ? o_tls : st->listen_s2s_tls, &gw_tls_ops) ||
+        open_listener(gw, "components", o_comp ? o_comp : st->listen_component, &gw_comp_ops) ||
+        open_listener(gw, "metrics", o_metrics ? o_metrics : st->listen_metrics, NULL))
+        goto out;
+    wrc = wgroup_start(gw->g);
+    if (wrc != 0) {
+        fprintf(stderr, "fedgate: cannot start the workers: %s\n", fg_strerror(wrc));
+        goto out;
+    }
+    printf("fedgate: %u workers, %zu hosted domain certificates, store %s\n", nworkers, cr->n,
+           store_dir);
+    fflush(stdout);
+    log_info("fedgate started: %u workers", nworkers);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("fedgate: %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    atomic_store(&gw->shutting_down, 1);
+    for (unsigned i = 0; i < nworkers; i++) {
+        xq_msg_t m = {.type = GW_MSG_SHUTDOWN};
+        for (int tries = 0; tries < 100 && worker_post(NULL, gw->g, i, &m) != 0; tries++) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    /* Let the workers write <system-shutdown/> and the bounces before the sockets go. */
+    struct timespec ts = {0, 300000000};
+    nanosleep(&ts, NULL);
+    wgroup_stop(gw->g);
+    rc = 0;
+out:
+    if (store)
+        store_close(store);
+    if (gw->g)
+        wgroup_destroy(gw->g);
+    if (gw->metrics)
+        metrics_destroy(gw->metrics);
+    if (gw->tls)
+        tls_ctx_unref(gw->tls);
+    if (cr)
+        free(cr->hosted);
+    free(cr);
+    return rc;
+}
