@@ -77,6 +77,13 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
     return FG_EPARSE;
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
 static int read_pem(const char *path, char **out)
 {
     FILE *f = fopen(path, "rb");
@@ -195,6 +202,9 @@ int web_main(int argc, char **argv, const char *store_path)
         printf("listening on %s://%s:%u/\n", srv.https ? "https" : "http", host, srv.port);
     }
     fflush(stdout);
+    if (!srv.https && !is_loopback(&srv.listen_addr))
+        log_warn("serve: listening beyond loopback without --cert/--key: passwords and session "
+                 "cookies cross the network in clear text");
     if ((v = cli_args_value(&a, "pid-file")) && (ret = write_pid_file(v)))
         log_warn("serve: --pid-file %s: %s", v, fg_strerror(ret));
     log_info("serve: control panel for store %s on port %u", store_path, srv.port);

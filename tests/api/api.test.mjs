@@ -410,3 +410,41 @@ test('the audit log names who changed what, and when', async () => {
     assert.equal(limited.json.audit[0].subject, 'audited.example');
   });
 });
+
+test('HTTPS with --cert and --key; the session cookie is then Secure', async (t) => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { spawnSync } = await import('node:child_process');
+  const https = await import('node:https');
+  const dir = mkdtempSync(join(tmpdir(), 'fedgate-tls-'));
+  const cert = join(dir, 'cert.pem'), key = join(dir, 'key.pem');
+  const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1'], { encoding: 'utf8' });
+  if (gen.status !== 0) {
+    t.skip('openssl cannot make a test certificate');
+    rmSync(dir, { recursive: true, force: true });
+    return;
+  }
+  const srv = await startServer({ args: ['--cert', cert, '--key', key], https: true });
+  try {
+    const res = await new Promise((resolveReq, reject) => {
+      const body = JSON.stringify({ name: 'admin', password: ADMIN_PASSWORD });
+      const req = https.request({ host: '127.0.0.1', port: srv.port, method: 'POST', path: '/api/login', rejectUnauthorized: false,
+        headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, (r) => {
+        r.resume();
+        r.on('end', () => resolveReq(r));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(res.statusCode, 200);
+    assert.match(res.headers['set-cookie'][0], /; Secure/);
+    // Plain HTTP to the TLS port gets no answer a browser would accept.
+    const plain = await request(srv.port, 'GET', '/api/session').catch(() => null);
+    assert.ok(!plain || plain.status >= 400 || plain.status === undefined);
+  } finally {
+    await srv.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -45,7 +45,7 @@ export async function startServer(opts = {}) {
     const timer = setTimeout(() => reject(new Error('serve did not start: ' + stderr)), 15000);
     child.stdout.on('data', (d) => {
       out += d;
-      const m = out.match(/listening on (http:\/\/127\.0\.0\.1:(\d+))\//);
+      const m = out.match(/listening on (https?:\/\/127\.0\.0\.1:(\d+))\//);
       if (m) { clearTimeout(timer); resolveUrl(m[1]); }
     });
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`serve exited ${code}: ${stderr}`)); });
