@@ -23,7 +23,9 @@
  * XML_REASON_RESTRICTED. Only UTF-8 is accepted. Limits come from stream_limits_t (core/peer.h).
  *
  * Ownership: the parser owns its expat instance and a stanza arena. The stanza_t in an event is
- * borrowed until the handler returns. The header stays readable through xml_stream_header() until
+ * borrowed until the handler returns; when the handler returns XML_CB_STOP, it stays valid until
+ * the next xml_feed(), xml_reset() or xml_parser_free() call (so a paused stanza can be routed
+ * from outside the handler). The header stays readable through xml_stream_header() until
  * xml_reset() or xml_parser_free(). Input bytes are copied; the caller's buffer is not kept.
  *
  * Thread safety: one parser per stream, used by one thread. xml_reset() and xml_parser_free() must

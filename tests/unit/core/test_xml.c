@@ -452,6 +452,38 @@ static void test_pause_then_restart(void **state)
     buf_free(&r.log);
 }
 
+static const stanza_t *g_kept;
+static int keep_handler(void *ctx, const xml_event_t *ev)
+{
+    if (ev->type != XML_EV_STANZA)
+        return XML_CB_CONTINUE;
+    g_kept = ev->el;
+    return XML_CB_STOP;
+}
+
+static void test_paused_stanza_stays_valid(void **state)
+{
+    stream_limits_t lim;
+    limits_for_test(&lim);
+    xml_parser_t *p;
+    assert_int_equal(xml_parser_new(&p, &lim, keep_handler, NULL), 0);
+    const char *doc = HDR "<message to='a@b.example'><body>one</body></message>"
+                          "<iq to='c.example' type='get'><ping xmlns='urn:xmpp:ping'/></iq>";
+    size_t len = strlen(doc), off = 0, used = 0;
+    assert_int_equal(xml_feed(p, doc, len, &used), 0);
+    off += used;
+    /* Read after the handler returned. */
+    assert_string_equal(stanza_name(g_kept), "message");
+    assert_string_equal(stanza_to(g_kept), "a@b.example");
+    assert_string_equal(stanza_text(stanza_child(g_kept, NULL, "body"), NULL), "one");
+    assert_int_equal(xml_feed(p, doc + off, len - off, &used), 0);
+    off += used;
+    assert_int_equal(off, len);
+    assert_string_equal(stanza_name(g_kept), "iq");
+    assert_string_equal(stanza_ns(stanza_first_child(g_kept)), "urn:xmpp:ping");
+    xml_parser_free(p);
+}
+
 static int count_handler(void *ctx, const xml_event_t *ev)
 {
     (*(int *)ctx)++;
@@ -515,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_namespace_reporting),
         cmocka_unit_test(test_pause_and_continue),
         cmocka_unit_test(test_pause_then_restart),
+        cmocka_unit_test(test_paused_stanza_stays_valid),
         cmocka_unit_test(test_no_allocation_after_warmup),
         cmocka_unit_test(test_close_and_errors_text),
     };
