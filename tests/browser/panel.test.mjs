@@ -110,6 +110,7 @@ test('seed steps: sign in, open XMPP Federated Partners, a refused SASL-without-
     await page.getByRole('button', { name: 'Remove research.fabrikam.com' }).waitFor();
     assert.equal(cli(srv.store, 'partner', 'get', 'fabrikam.com').status, 3, 'the CLI finds nothing saved');
     await page.screenshot({ path: ARTIFACTS + 'partner-form-sasl-warning.png' });
+    await page.screenshot({ path: ARTIFACTS + 'partner-form-sasl-warning-full.png', fullPage: true });
 
     // Valid: SASL Not supported with dialback (the matrix's row 17) is saved and listed.
     await page.getByLabel('SASL negotiation').selectOption({ label: 'Not supported' });
