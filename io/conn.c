@@ -293,7 +293,8 @@ void conn_close_all(worker_t *w)
 
 int conn_send(conn_t *c, const void *data, size_t len)
 {
-    if (c->state != CONN_OPEN)
+    /* While connecting, bytes queue and leave once the connect completes. */
+    if (c->state != CONN_OPEN && c->state != CONN_OPENING)
         return -EPIPE;
     if (conn_send_queued(c) + len > send_max(c)) {
         c->want_writable = true;
@@ -578,6 +579,11 @@ static void handle_connect(conn_t *c, int res)
     c->state = CONN_OPEN;
     c->opened = true;
     arm_recv(c);
+    if (c->qbuf.len && !c->flush_listed) {
+        c->flush_listed = true;
+        c->next_flush = c->w->flush_head;
+        c->w->flush_head = c;
+    }
     if (c->ops->on_open)
         c->ops->on_open(c);
 }

@@ -45,7 +45,8 @@ typedef struct {
 } conn_ops_t;
 
 /* Queues bytes (copied). 0, FG_ELIMIT when the bound would be exceeded (nothing is queued; the
- * handler gets on_writable later), -EPIPE if the connection is closing. */
+ * handler gets on_writable later), -EPIPE if the connection is closing. An outgoing connection
+ * accepts bytes while it connects; they are sent once it is open. */
 int conn_send(conn_t *c, const void *data, size_t len);
 /* Bytes queued and not yet acknowledged by the kernel. */
 size_t conn_send_queued(const conn_t *c);

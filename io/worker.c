@@ -437,8 +437,32 @@ static unsigned reap(worker_t *w)
     return n;
 }
 
+static void close_listeners(worker_t *w)
+{
+    w->quiesced = true;
+    for (unsigned i = 0; i < w->nlisteners; i++) {
+        wlistener_t *l = &w->listeners[i];
+        if (l->fd < 0)
+            continue;
+        timer_cancel(&w->timers, &l->retry);
+        if (l->armed) {
+            struct io_uring_sqe *sqe = worker_sqe(w);
+            if (sqe) {
+                io_uring_prep_cancel64(sqe, iotag_make(IOOP_ACCEPT, l->idx, 0), 0);
+                io_uring_sqe_set_data64(sqe, iotag_make(IOOP_NOP, 0, 0));
+            }
+        }
+        /* The in-flight accept holds its own reference to the socket until it is cancelled; with
+         * fd = -1 the listener is never armed again. */
+        close(l->fd);
+        l->fd = -1;
+    }
+}
+
 static bool queues_nonempty(worker_t *w)
 {
+    if (atomic_load_explicit(&w->quiesce, memory_order_relaxed) && !w->quiesced)
+        return true;
     if (atomic_load_explicit(&w->notify_seq, memory_order_relaxed) != w->notify_seen)
         return true;
     for (unsigned j = 0; j <= w->g->n; j++)
@@ -450,6 +474,10 @@ static bool queues_nonempty(worker_t *w)
 static unsigned drain_queues(worker_t *w)
 {
     unsigned n = 0;
+    if (atomic_load_explicit(&w->quiesce, memory_order_acquire) && !w->quiesced) {
+        close_listeners(w);
+        n++;
+    }
     uint64_t seq = atomic_load_explicit(&w->notify_seq, memory_order_acquire);
     if (seq != w->notify_seen) {
         w->notify_seen = seq;
@@ -686,6 +714,19 @@ void wgroup_destroy(wgroup_t *g)
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
+}
+
+void wgroup_quiesce(wgroup_t *g)
+{
+    for (unsigned i = 0; i < g->n; i++) {
+        atomic_store_explicit(&g->w[i].quiesce, 1, memory_order_release);
+        xq_wake_ring(&g->w[i].wake);
+    }
+}
+
+unsigned worker_conn_count(const worker_t *w)
+{
+    return (unsigned)atomic_load_explicit(&w->stats.conns_open, memory_order_relaxed);
 }
 
 void wgroup_notify(wgroup_t *g)

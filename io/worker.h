@@ -165,6 +165,8 @@ struct worker {
     dns_t *dns;
     void *data; /* worker_set_data() */
     _Atomic int stop;
+    _Atomic int quiesce; /* wgroup_quiesce(): close the listeners */
+    bool quiesced;
     _Atomic uint64_t notify_seq; /* bumped by wgroup_notify (any thread) */
     uint64_t notify_seen;
     uint64_t last_refuse_log_ns;
@@ -201,6 +203,11 @@ const io_features_t *wgroup_features(const wgroup_t *g);
 /* Posts a message to worker `to`. `from` is the posting worker, or NULL for the one control thread
  * (the thread that called wgroup_start). 0, FG_ELIMIT when that queue is full, -EINVAL. */
 int worker_post(worker_t *from, wgroup_t *g, unsigned to, const xq_msg_t *m);
+/* Stop accepting (graceful shutdown, first step): every worker closes its listening sockets;
+ * open connections carry on. Any thread. Idempotent. */
+void wgroup_quiesce(wgroup_t *g);
+/* Connections open on w (a snapshot readable from any thread). */
+unsigned worker_conn_count(const worker_t *w);
 /* Any thread, any number of them: every worker runs on_notify soon (waking it if it sleeps).
  * Notifications that arrive before a worker gets to them coalesce into one on_notify. */
 void wgroup_notify(wgroup_t *g);

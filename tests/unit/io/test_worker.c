@@ -450,10 +450,13 @@ static void test_timers(void **state)
 
 static _Atomic int oc_open, oc_closed, oc_reason, oc_echoed;
 
+static _Atomic int oc_send_early, oc_early_ret = -1;
+
 static void oc_on_open(conn_t *c)
 {
     atomic_store(&oc_open, 1);
-    conn_send(c, "ping", 4);
+    if (!atomic_load(&oc_send_early))
+        conn_send(c, "ping", 4);
 }
 static void oc_on_data(conn_t *c, const uint8_t *d, size_t n)
 {
@@ -475,8 +478,12 @@ static _Atomic int oc_ret;
 
 static void do_connect(worker_t *w, void *arg)
 {
+    conn_t *c = NULL;
     atomic_store(&oc_ret, io_connect(w, (struct sockaddr *)&oc_target, listen_addr_len(&oc_target),
-                                     oc_timeout_ms, &oc_ops, NULL, NULL));
+                                     oc_timeout_ms, &oc_ops, NULL, &c));
+    /* Bytes queued while connecting leave once the connection is open. */
+    if (c && atomic_load(&oc_send_early))
+        atomic_store(&oc_early_ret, conn_send(c, "ping", 4));
 }
 
 static void test_connect_echo(void **state)
@@ -491,6 +498,17 @@ static void test_connect_echo(void **state)
     assert_int_equal(atomic_load(&oc_open), 1);
     assert_int_equal(atomic_load(&oc_echoed), 1);
     assert_int_equal(atomic_load(&oc_reason), CONN_CLOSED_LOCAL);
+
+    atomic_store(&oc_open, 0);
+    atomic_store(&oc_closed, 0);
+    atomic_store(&oc_echoed, 0);
+    atomic_store(&oc_send_early, 1);
+    run_on(srv.g, 0, do_connect, NULL);
+    assert_true(wait_until(&oc_closed, 1, 5000));
+    atomic_store(&oc_send_early, 0);
+    assert_int_equal(atomic_load(&oc_early_ret), 0);
+    assert_int_equal(atomic_load(&oc_open), 1);
+    assert_int_equal(atomic_load(&oc_echoed), 1);
 }
 
 static void test_connect_refused_and_timeout(void **state)
@@ -668,6 +686,44 @@ static void test_notify_wakes_idle_workers(void **state)
     wgroup_destroy(g);
 }
 
+/* ---- quiesce ------------------------------------------------------------------------------ */
+
+static void test_quiesce_stops_accepting(void **state)
+{
+    wgroup_t *g;
+    wgroup_config_t cfg = {.nworkers = 2, .max_conns = 8};
+    assert_int_equal(wgroup_create(&g, &cfg), 0);
+    struct sockaddr_storage sa;
+    listen_parse_addr("127.0.0.1:0", &sa);
+    assert_int_equal(wgroup_listen(g, &sa, &echo_ops, NULL), 0);
+    assert_int_equal(wgroup_start(g), 0);
+    int open_fd = client_connect(&sa);
+    wgroup_quiesce(g);
+    /* New connections are refused once both workers closed their sockets. */
+    int refused = 0;
+    for (int i = 0; i < 200 && !refused; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        refused =
+            connect(fd, (struct sockaddr *)&sa, listen_addr_len(&sa)) != 0 && errno == ECONNREFUSED;
+        close(fd);
+        if (!refused)
+            usleep(5000);
+    }
+    assert_true(refused);
+    /* The open connection carries on. */
+    assert_int_equal(write(open_fd, "abc", 3), 3);
+    char b[3];
+    size_t got = 0;
+    while (got < 3) {
+        ssize_t r = read(open_fd, b + got, 3 - got);
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    assert_memory_equal(b, "abc", 3);
+    close(open_fd);
+    wgroup_destroy(g);
+}
+
 /* ---- single-shot fallback ---------------------------------------------------------------- */
 
 /* The paths used on kernels without multishot accept/recv: forced here on any kernel. */
@@ -735,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_metrics_http),
         cmocka_unit_test(test_single_shot_fallback),
         cmocka_unit_test(test_notify_wakes_idle_workers),
+        cmocka_unit_test(test_quiesce_stops_accepting),
     };
     int r = cmocka_run_group_tests(tests, setup, teardown);
     return r | cmocka_run_group_tests(solo, NULL, NULL);
