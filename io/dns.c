@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 #include "core/err.h"
@@ -352,6 +353,20 @@ static void start_addresses(dns_query_t *q)
         q->gctx[t].q = q;
         q->gctx[t].i = (unsigned)t;
         q->outstanding++;
+        if (strcasecmp(q->targets[t].target, "localhost") == 0) {
+            /* RFC 6761 §6.3: localhost is the loopback address and is never asked of a DNS
+               server; c-ares skips the DNS lookup for it, and /etc/hosts is off here. */
+            struct sockaddr_in *sin = (struct sockaddr_in *)&q->addrs[t].a[0];
+            memset(sin, 0, sizeof(*sin));
+            sin->sin_family = AF_INET;
+            sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            sin->sin_port = htons(q->targets[t].port);
+            q->addrs[t].len[0] = sizeof(*sin);
+            q->addrs[t].n = 1;
+            q->addrs[t].status = 0;
+            q->outstanding--;
+            continue;
+        }
         ares_getaddrinfo(q->d->ch, q->targets[t].target, NULL, &hints, gai_cb, &q->gctx[t]);
     }
     if (--q->outstanding == 0 && !q->done)

@@ -1,0 +1,77 @@
+"""Helpers for the gateway's interop tests: a fedgate store made with fedgate-admin for a lab
+Gateway, and fedgate started under the lab's care (see docs/gateway.md)."""
+
+import os
+import time
+import urllib.request
+
+from lab import LabSkip, find_binary, run
+
+COMPONENT_SECRET = "component-secret"
+
+
+def binaries():
+    fg, admin = find_binary("fedgate"), find_binary("fedgate-admin")
+    if not fg or not admin:
+        raise LabSkip("missing: fedgate or fedgate-admin (build first)")
+    return fg, admin
+
+
+class GatewayStore:
+    """A store in <lab root>/store for the lab gateway `gw`: its domain hosted with the lab's
+    certificate and a component route, listeners on the lab's reserved loopback ports, the lab's
+    public DNS as resolver and the test CA as trust anchors."""
+
+    def __init__(self, lab, gw, admin):
+        self.lab, self.gw, self.admin = lab, gw, admin
+        self.dir = os.path.join(lab.root, "store")
+        secret = os.path.join(lab.root, "component.secret")
+        with open(secret, "w") as f:
+            f.write(COMPONENT_SECRET + "\n")
+        self.cli("init")
+        cert = gw.cert
+        self.cli("domain", "new", gw.domain, "--cert", cert.crt, "--key", cert.key,
+                 "--route", "component", "--secret-file", secret)
+        self.cli("gateway", "set",
+                 "--listen-s2s", f"127.0.0.1:{gw.s2s_port}",
+                 "--listen-component", f"127.0.0.1:{gw.component_port}",
+                 "--listen-metrics", f"127.0.0.1:{gw.metrics_port}",
+                 "--resolver", f"{gw.dns[0]}:{gw.dns[1]}",
+                 "--trust-anchors", gw.ca,
+                 "--stream-establishment-timeout", "10")
+
+    def cli(self, *args, check=True):
+        return run([self.admin, "--store", self.dir] + list(args), check=check)
+
+    def partner(self, domain, tls="required", sasl="required", dialback="true", **kw):
+        args = ["partner", "new", domain, "--tls", tls, "--sasl", sasl, "--dialback", dialback]
+        for k, v in kw.items():
+            args += ["--" + k.replace("_", "-"), str(v)]
+        return self.cli(*args)
+
+
+def start_gateway(lab, fg, store, workers=2, extra=()):
+    """fedgate under the lab; returns the Proc once its s2s and component ports listen."""
+    gw = store.gw
+    argv = [fg, "--store", store.dir, "--workers", str(workers), "--log-level", "debug",
+            "--listen-s2s-tls", ""] + list(extra)
+    return lab.process("fedgate", argv, ready_ports=[gw.s2s_port, gw.component_port])
+
+
+def metrics(gw):
+    with urllib.request.urlopen(f"http://127.0.0.1:{gw.metrics_port}/metrics", timeout=5) as r:
+        return r.read().decode()
+
+
+def log_text(proc):
+    with open(proc.log, errors="replace") as f:
+        return f.read()
+
+
+def wait_log(proc, needle, timeout=8):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if needle in log_text(proc):
+            return True
+        time.sleep(0.1)
+    raise AssertionError(f"fedgate log never said {needle!r}")
