@@ -448,3 +448,33 @@ test('HTTPS with --cert and --key; the session cookie is then Secure', async (t)
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('garbage on the wire gets an error or a closed connection, never a crash', async () => {
+  const net = await import('node:net');
+  await withServer(async (srv) => {
+    const junk = [
+      'GARBAGE\r\n\r\n',
+      'GET /api/partners HTTP/9.9\r\nHost: x\r\n\r\n',
+      'POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n',
+      'POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n',
+      'POST /api/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\nzz\r\n',
+      'GET /' + '%'.repeat(5000) + ' HTTP/1.1\r\nHost: x\r\n\r\n',
+      'GET /api/partners/%00%ff HTTP/1.1\r\nHost: x\r\n\r\n',
+      '\x00\x01\x02\x03\xff\xfe\r\n\r\n',
+    ];
+    for (const j of junk) {
+      const answer = await new Promise((resolveSock) => {
+        const sock = net.connect(srv.port, '127.0.0.1');
+        let got = '';
+        sock.setTimeout(3000, () => sock.destroy());
+        sock.on('data', (d) => { got += d; });
+        sock.on('close', () => resolveSock(got));
+        sock.on('error', () => resolveSock(got));
+        sock.end(Buffer.from(j, 'latin1'));
+      });
+      const m = answer.match(/^HTTP\/1\.[01] (\d{3})/);
+      assert.ok(!m || Number(m[1]) >= 400, `${JSON.stringify(j).slice(0, 50)} -> ${answer.slice(0, 40)}`);
+      assert.ok(srv.alive());
+    }
+  });
+});
