@@ -15,7 +15,7 @@ typedef struct {
 
 static int put_char(csv_row_t *r, char c)
 {
-    if (r->len >= CLI_CSV_MAX_FIELD)
+    if (r->n >= CLI_CSV_MAX_FIELDS || r->len >= CLI_CSV_MAX_FIELD)
         return FG_EPARSE;
     r->buf[r->n * (CLI_CSV_MAX_FIELD + 1) + r->len++] = c;
     return 0;

@@ -169,6 +169,14 @@ static void test_csv_limits(void **state)
     char many[CLI_CSV_MAX_FIELDS * 2 + 8];
     memset(many, ',', sizeof(many));
     assert_int_equal(cli_csv_parse(many, sizeof(many), keep_row, &r, &bad), FG_EPARSE);
+    /* Text in the field past the last one: refused before it is stored anywhere. */
+    char over[CLI_CSV_MAX_FIELDS + 2];
+    memset(over, ',', CLI_CSV_MAX_FIELDS);
+    over[CLI_CSV_MAX_FIELDS] = 'x';
+    over[CLI_CSV_MAX_FIELDS + 1] = 'y';
+    bad = 0;
+    assert_int_equal(cli_csv_parse(over, sizeof(over), keep_row, &r, &bad), FG_EPARSE);
+    assert_int_equal(bad, 1);
 }
 
 int main(void)
