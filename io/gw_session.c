@@ -318,8 +318,11 @@ static void on_authenticated(gw_sess_t *s, const stream_action_t *a)
     s->auth = a->method;
     const char *dir = kind_name(s);
     const char *tv = s->tls ? tls_conn_version(s->tls) : NULL;
+    /* The pair in the direction stanzas flow: remote -> local inbound, local -> remote out. */
+    bool out = s->kind == STREAM_OUT;
     log_info("conn %llx %s %s -> %s authenticated (%s%s%s)", (unsigned long long)sess_cid(s), dir,
-             a->from, a->to, stream_auth_name(a->method), tv ? ", " : "", tv ? tv : "");
+             out ? a->to : a->from, out ? a->from : a->to, stream_auth_name(a->method),
+             tv ? ", " : "", tv ? tv : "");
     if (s->kind == STREAM_COMPONENT) {
         gw_comp_register(k->gw, s->remote, k->idx, s->id);
         s->comp_registered = true;
