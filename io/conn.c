@@ -64,6 +64,38 @@ static size_t send_max(const conn_t *c)
     return c->qbuf.max;
 }
 
+size_t conn_send_space(const conn_t *c)
+{
+    size_t q = conn_send_queued(c);
+    return q >= send_max(c) ? 0 : send_max(c) - q;
+}
+
+static void flush_list_add(conn_t *c)
+{
+    if (!c->flush_listed) {
+        c->flush_listed = true;
+        c->next_flush = c->w->flush_head;
+        c->w->flush_head = c;
+    }
+}
+
+void conn_want_writable(conn_t *c)
+{
+    c->want_writable = true;
+    /* Already below half: conn_flush delivers it at the end of this loop iteration. */
+    if (conn_send_queued(c) <= send_max(c) / 2)
+        flush_list_add(c);
+}
+
+static void maybe_writable(conn_t *c)
+{
+    if (c->want_writable && c->state == CONN_OPEN && conn_send_queued(c) <= send_max(c) / 2) {
+        c->want_writable = false;
+        if (c->ops->on_writable)
+            c->ops->on_writable(c);
+    }
+}
+
 static uint64_t tag(const conn_t *c, unsigned op)
 {
     return iotag_make(op, c->hdr.idx, c->hdr.gen);
@@ -303,11 +335,7 @@ int conn_send(conn_t *c, const void *data, size_t len)
     int ret = buf_append(&c->qbuf, data, len);
     if (ret < 0)
         return ret;
-    if (!c->flush_listed) {
-        c->flush_listed = true;
-        c->next_flush = c->w->flush_head;
-        c->w->flush_head = c;
-    }
+    flush_list_add(c);
     return 0;
 }
 
@@ -346,6 +374,8 @@ void conn_flush(worker_t *w)
         w->flush_head = c->next_flush;
         c->flush_listed = false;
         start_send(c);
+        /* on_writable may queue more and put c back on the list: that is handled in this loop. */
+        maybe_writable(c);
         maybe_free(c);
     }
 }
@@ -383,11 +413,7 @@ static void handle_send(conn_t *c, int res)
         begin_shutdown(c);
         return;
     }
-    if (c->want_writable && c->state == CONN_OPEN && conn_send_queued(c) <= send_max(c) / 2) {
-        c->want_writable = false;
-        if (c->ops->on_writable)
-            c->ops->on_writable(c);
-    }
+    maybe_writable(c);
 }
 
 /* ---- receiving ---------------------------------------------------------------------------- */
@@ -579,11 +605,8 @@ static void handle_connect(conn_t *c, int res)
     c->state = CONN_OPEN;
     c->opened = true;
     arm_recv(c);
-    if (c->qbuf.len && !c->flush_listed) {
-        c->flush_listed = true;
-        c->next_flush = c->w->flush_head;
-        c->w->flush_head = c;
-    }
+    if (c->qbuf.len)
+        flush_list_add(c);
     if (c->ops->on_open)
         c->ops->on_open(c);
 }

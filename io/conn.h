@@ -38,7 +38,8 @@ typedef struct worker worker_t;
 typedef struct {
     void (*on_open)(conn_t *c);
     void (*on_data)(conn_t *c, const uint8_t *data, size_t len);
-    /* The send queue drained below half its bound after conn_send() had refused. Optional. */
+    /* The send queue drained to half its bound after conn_send() refused or conn_want_writable()
+     * asked. Optional. */
     void (*on_writable)(conn_t *c);
     void (*on_timer)(conn_t *c, unsigned id);
     void (*on_close)(conn_t *c, int reason);
@@ -50,6 +51,10 @@ typedef struct {
 int conn_send(conn_t *c, const void *data, size_t len);
 /* Bytes queued and not yet acknowledged by the kernel. */
 size_t conn_send_queued(const conn_t *c);
+/* How many more bytes conn_send would take now. */
+size_t conn_send_space(const conn_t *c);
+/* Asks for on_writable once the queue is at most half full (soon, if it already is). */
+void conn_want_writable(conn_t *c);
 /* Flushes what is queued (bounded by the linger time), then closes. Idempotent. */
 void conn_close(conn_t *c);
 /* Closes without flushing (the peer misbehaved). Idempotent. */

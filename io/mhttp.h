@@ -1,7 +1,8 @@
 /*
  * mhttp: the /metrics endpoint. A deliberately tiny HTTP/1.0 responder on the connection layer:
  * it reads one request (bounded to 4 KiB), answers `GET /metrics` with the registry's text
- * exposition and anything else with 404, then closes. It is meant for a loopback port scraped by
+ * exposition (up to 4 MiB, sent in pieces as the connection drains) and anything else with 404,
+ * then closes. It is meant for a loopback port scraped by
  * Prometheus, not for the Internet.
  *
  * Ownership: the registry is borrowed and must outlive the worker group.

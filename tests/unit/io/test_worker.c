@@ -616,12 +616,19 @@ static void test_metrics_http(void **state)
 {
     metrics_t *m;
     wgroup_t *g;
-    assert_int_equal(metrics_create(&m, 2, 16), 0);
+    assert_int_equal(metrics_create(&m, 2, 512), 0);
     int id = metrics_register(m, METRIC_COUNTER, "fedgate_test_total", "kind=\"x\"", "test");
     assert_true(id >= 0);
     metrics_add(m, 0, id, 41);
     metrics_add(m, 1, id, 1);
-    wgroup_config_t cfg = {.nworkers = 2, .max_conns = 16};
+    /* Many series and a small send bound: the response leaves in pieces. */
+    for (int i = 0; i < 300; i++) {
+        char lab[64];
+        snprintf(lab, sizeof(lab), "partner=\"p%d.example\"", i);
+        assert_true(metrics_register(m, METRIC_GAUGE, "fedgate_partner_streams", lab, "streams") >=
+                    0);
+    }
+    wgroup_config_t cfg = {.nworkers = 2, .max_conns = 16, .send_max = 4096};
     assert_int_equal(wgroup_create(&g, &cfg), 0);
     assert_int_equal(metrics_add_collector(m, wgroup_metrics_collect, g), 0);
     struct sockaddr_storage sa;
@@ -633,6 +640,8 @@ static void test_metrics_http(void **state)
     assert_non_null(strstr(out, "HTTP/1.0 200 OK\r\n"));
     assert_non_null(strstr(out, "fedgate_test_total{kind=\"x\"} 42\n"));
     assert_non_null(strstr(out, "# TYPE fedgate_io_accepted counter\nfedgate_io_accepted 1\n"));
+    assert_non_null(strstr(out, "fedgate_partner_streams{partner=\"p299.example\"} 0\n"));
+    assert_true(strlen(out) > 3 * 4096);
     http_get(&sa, "GET /nope HTTP/1.0\r\n\r\n", out, sizeof(out));
     assert_non_null(strstr(out, "404"));
     /* Only worker 1 listens. */
