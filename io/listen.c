@@ -81,6 +81,9 @@ int listen_parse_addr(const char *text, struct sockaddr_storage *sa)
         memcpy(host, text, (size_t)(colon - text));
         host[colon - text] = '\0';
         port = colon + 1;
+        /* An IPv6 address must be bracketed: "::1:5269" is ambiguous. */
+        if (strchr(host, ':'))
+            return FG_EPARSE;
     }
     char *endp;
     long p = strtol(port, &endp, 10);

@@ -22,7 +22,8 @@ int listen_open(const struct sockaddr_storage *sa, bool reuseport, int *fd_out);
 int listen_local_addr(int fd, struct sockaddr_storage *sa);
 /* Connections that fit under the soft RLIMIT_NOFILE after `reserve` descriptors (0 if none). */
 unsigned listen_fd_budget(unsigned reserve);
-/* Parses "1.2.3.4:port", "[::1]:port" or "host-less" ":port" (IPv4 any). 0 or FG_EPARSE. */
+/* Parses "1.2.3.4:port", "[::1]:port" (IPv6 must be bracketed) or ":port" (IPv4 any). Numeric
+ * addresses only. 0 or FG_EPARSE. */
 int listen_parse_addr(const char *text, struct sockaddr_storage *sa);
 /* Formats "ip:port" / "[ip6]:port" into out. */
 void listen_format_addr(const struct sockaddr_storage *sa, char *out, size_t outlen);
