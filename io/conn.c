@@ -44,6 +44,16 @@ uint64_t conn_id(const conn_t *c)
 {
     return ((uint64_t)c->w->idx << 56) | ((uint64_t)c->hdr.gen << 32) | c->hdr.idx;
 }
+conn_t *conn_lookup(worker_t *w, uint64_t id)
+{
+    if ((id >> 56) != w->idx)
+        return NULL;
+    conn_t *c = conntab_get(&w->conns, (uint32_t)id, (uint32_t)(id >> 32) & CONNTAB_GEN_MASK);
+    if (!c || (c->state != CONN_OPEN && c->state != CONN_OPENING))
+        return NULL;
+    return c;
+}
+
 const struct sockaddr_storage *conn_peer(conn_t *c)
 {
     if (!c->peer_known) {

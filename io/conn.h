@@ -73,8 +73,12 @@ void conn_set_ctx(conn_t *c, void *ctx);
 void *conn_ctx(const conn_t *c);
 int conn_fd(const conn_t *c);
 worker_t *conn_worker(const conn_t *c);
-/* A process-unique id for logs: worker index in the top bits, then slot and generation. */
+/* A process-unique id for logs and for naming a connection in a cross-worker message: worker
+ * index in the top bits, then slot generation and index. */
 uint64_t conn_id(const conn_t *c);
+/* The open connection `id` names, if it lives on w and is still the same connection (the slot's
+ * generation matches); NULL otherwise. Call on w's thread. */
+conn_t *conn_lookup(worker_t *w, uint64_t id);
 /* The peer address (looked up on first use). */
 const struct sockaddr_storage *conn_peer(conn_t *c);
 

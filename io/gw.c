@@ -191,6 +191,13 @@ void gw_worker_stop(worker_t *w)
     free(k);
 }
 
+void gw_worker_notify(worker_t *w)
+{
+    gw_worker_t *k = worker_data(w);
+    if (k)
+        gw_worker_refresh(k);
+}
+
 void gw_worker_msg(worker_t *w, const xq_msg_t *m)
 {
     gw_worker_t *k = worker_data(w);

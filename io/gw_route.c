@@ -152,6 +152,10 @@ static void route_partner(gw_worker_t *k, const char *fd, const char *td, const 
         gw_route_bounce(k, data, len, "policy-violation");
         return;
     }
+    if (!s && atomic_load(&k->gw->shutting_down)) {
+        gw_route_bounce(k, data, len, "remote-server-timeout");
+        return;
+    }
     if (!s) {
         s = open_out(k, fd, td, p);
         if (!s) {

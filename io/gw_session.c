@@ -771,15 +771,15 @@ int gw_sess_connect(gw_sess_t *s, const char *proxy_host, uint16_t proxy_port)
 
 void gw_sess_close_all(gw_worker_t *k, const char *condition, const char *text)
 {
-    gw_sess_t *s = k->sessions;
-    while (s) {
-        gw_sess_t *next = s->next;
-        if (!s->dead) {
+    /* Outgoing streams first: the stanzas they still queue bounce to components that are still
+       connected. Sessions are only freed from the loop, so the list stays walkable. */
+    for (int pass = 0; pass < 2; pass++)
+        for (gw_sess_t *s = k->sessions; s; s = s->next) {
+            if (s->dead || (pass == 0) != (s->kind == STREAM_OUT))
+                continue;
             stream_close(s->st, condition, text);
             gw_sess_drain(s);
         }
-        s = next;
-    }
 }
 
 void gw_sess_recheck(gw_worker_t *k)

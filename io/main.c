@@ -5,11 +5,15 @@
  * and runs until SIGTERM or SIGINT, then shuts down gracefully: stop accepting, close every stream
  * with <system-shutdown/>, bounce what is queued, stop the workers.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,6 +85,67 @@ static int open_listener(gw_t *gw, const char *what, const char *addr, const con
     listen_format_addr(&sa, text, sizeof(text));
     printf("fedgate: listening for %s on %s\n", what, text);
     return 0;
+}
+
+static unsigned conns_open(gw_t *gw)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < gw->nworkers; i++)
+        n += worker_conn_count(wgroup_worker(gw->g, i));
+    return n;
+}
+
+/*
+ * The control thread's loop: wait for SIGTERM/SIGINT, and meanwhile turn every commit to the
+ * store (LMDB writes data.mdb) into a wake-up of the workers, so idle ones see a policy change at
+ * once instead of at their next periodic refresh.
+ */
+static int wait_for_signal(gw_t *gw, const sigset_t *sigs)
+{
+    int sfd = signalfd(-1, sigs, SFD_CLOEXEC);
+    int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ifd >= 0 &&
+        inotify_add_watch(ifd, gw->store, IN_MODIFY | IN_CLOSE_WRITE | IN_MOVED_TO) < 0) {
+        log_warn("fedgate: cannot watch %s for changes (%s); policy changes are seen within %d ms",
+                 gw->store, strerror(errno), GW_REFRESH_MS);
+        close(ifd);
+        ifd = -1;
+    }
+    int sig = SIGTERM;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
+        int n = poll(p, ifd >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || sfd < 0)
+            break;
+        if (p[0].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+                sig = (int)si.ssi_signo;
+            break;
+        }
+        if (ifd >= 0 && (p[1].revents & POLLIN)) {
+            _Alignas(struct inotify_event) char ev[4096];
+            bool changed = false;
+            ssize_t r;
+            while ((r = read(ifd, ev, sizeof(ev))) > 0) {
+                for (char *q = ev; q < ev + r;) {
+                    struct inotify_event *e = (struct inotify_event *)q;
+                    if (e->len && strcmp(e->name, "data.mdb") == 0)
+                        changed = true;
+                    q += sizeof(*e) + e->len;
+                }
+            }
+            if (changed)
+                wgroup_notify(gw->g);
+        }
+    }
+    if (ifd >= 0)
+        close(ifd);
+    if (sfd >= 0)
+        close(sfd);
+    return sig;
 }
 
 int main(int argc, char **argv)
@@ -244,6 +309,7 @@ int main(int argc, char **argv)
                           .on_start = gw_worker_start,
                           .on_stop = gw_worker_stop,
                           .on_msg = gw_worker_msg,
+                          .on_notify = gw_worker_notify,
                           .arg = gw};
     int wrc = wgroup_create(&gw->g, &wc);
     if (wrc != 0) {
@@ -268,10 +334,10 @@ int main(int argc, char **argv)
     fflush(stdout);
     log_info("fedgate started: %u workers", nworkers);
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    int sig = wait_for_signal(gw, &sigs);
     log_info("fedgate: %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     atomic_store(&gw->shutting_down, 1);
+    wgroup_quiesce(gw->g);
     for (unsigned i = 0; i < nworkers; i++) {
         xq_msg_t m = {.type = GW_MSG_SHUTDOWN};
         for (int tries = 0; tries < 100 && worker_post(NULL, gw->g, i, &m) != 0; tries++) {
@@ -279,9 +345,12 @@ int main(int argc, char **argv)
             nanosleep(&ts, NULL);
         }
     }
-    /* Let the workers write <system-shutdown/> and the bounces before the sockets go. */
-    struct timespec ts = {0, 300000000};
-    nanosleep(&ts, NULL);
+    /* Streams answer <system-shutdown/> with their closing tag and go; wait for that (bounded),
+       so bounces and closing tags reach the peers before the sockets are torn down. */
+    for (int i = 0; i < 200 && conns_open(gw) > 0; i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
     wgroup_stop(gw->g);
     rc = 0;
 out:

@@ -330,6 +330,17 @@ static void inject(unsigned wi, uint64_t ud, int res, uint32_t flags)
     assert_int_equal(worker_post(NULL, srv.g, wi, &m), 0);
 }
 
+static uint64_t lk_ids[2];
+static int lk_found[2];
+static _Atomic int lk_done;
+
+static void do_lookup(worker_t *w, void *arg)
+{
+    for (int i = 0; i < 2; i++)
+        lk_found[i] = conn_lookup(w, lk_ids[i]) != NULL;
+    atomic_store(&lk_done, 1);
+}
+
 static void test_stale_completion(void **state)
 {
     int opened = atomic_load(&echo_opened);
@@ -357,6 +368,15 @@ static void test_stale_completion(void **state)
     }
     assert_true(fd2 >= 0);
     assert_int_not_equal((uint32_t)(id_new >> 32) & CONNTAB_GEN_MASK, gen);
+
+    /* By id, the old connection is gone and the new one is found (on its worker's thread). */
+    lk_ids[0] = id_old;
+    lk_ids[1] = id_new;
+    atomic_store(&lk_done, 0);
+    run_on(srv.g, wi, do_lookup, NULL);
+    assert_true(wait_until(&lk_done, 1, 2000));
+    assert_int_equal(lk_found[0], 0);
+    assert_int_equal(lk_found[1], 1);
 
     uint64_t stale0 = atomic_load(&wgroup_worker(srv.g, wi)->stats.stale);
     /* Completions of the old connection arrive late: an error on its send and a recv EOF. Were they
