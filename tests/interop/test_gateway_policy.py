@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""Hot policy changes and ProxyFqdn with a real Prosody partner and fedgate:
+
+  * ProxyFqdn overrides DNS: b.example's SRV record points nowhere, its partner record names
+    proxy.b.example:<its port>, and a message from the component still reaches b.example.
+  * A partner removed with fedgate-admin while its streams are open is disconnected within a
+    second (<policy-violation/>), and cannot come back: its next message is refused.
+  * Metrics show the streams, the relayed stanzas and the refusal.
+
+Exit 0 on success, 1 on failure, 77 when a package or a binary is missing.
+"""
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
+import gwlab  # noqa: E402
+
+T0 = time.monotonic()
+
+
+def step(msg):
+    print(f"[{time.monotonic() - T0:6.2f} s] {msg}", flush=True)
+
+
+def main():
+    try:
+        requirements()
+        fg, admin = gwlab.binaries()
+    except LabSkip as e:
+        print(f"SKIP: {e}")
+        return SKIP_RC
+    with Lab() as lab:
+        a = lab.prosody("a.example", auth="sasl")
+        b = lab.prosody("b.example", auth="sasl")
+        gw = lab.gateway("gw.example")
+        a.add_user("alice")
+        b.add_user("bert")
+        lab.start()
+        step("lab up")
+
+        # ProxyFqdn: the gateway's resolver no longer finds b.example by SRV.
+        lab.dns.add_srv("b.example", 9, target="nowhere.invalid")
+        lab.dns.add_host("proxy.b.example")
+        lab.dns.reload()
+        store = gwlab.GatewayStore(lab, gw, admin)
+        store.partner("a.example")
+        store.partner("b.example", proxy_fqdn=f"proxy.b.example:{b.s2s_port}")
+        proc = gwlab.start_gateway(lab, fg, store)
+        comp = lab.component(gw.domain, gwlab.COMPONENT_SECRET, gw.component_port)
+        bert = b.client("bert")
+        comp.send_message(bert.jid, "via proxy", mfrom="bob@gw.example")
+        bert.wait_message(frm="bob@gw.example", body="via proxy")
+        queries = " ".join(str(q) for q in lab.dns.queries())
+        assert "proxy.b.example" in queries, queries
+        step("ProxyFqdn used instead of the SRV record")
+
+        alice = a.client("alice")
+        alice.send_message("bob@gw.example", "before")
+        comp.wait_message(frm=alice.jid, body="before")
+        comp.send_message(alice.jid, "reply", mfrom="bob@gw.example")
+        alice.wait_message(frm="bob@gw.example", body="reply")
+        m = gwlab.metrics(gw)
+        assert 'fedgate_streams_open{dir="in",partner="a.example",auth="sasl"' in m, m
+        step("a.example streams up both ways")
+
+        t = time.monotonic()
+        store.cli("partner", "remove", "a.example")
+        gwlab.wait_log(proc, "a.example: partner removed, closing", timeout=1.0)
+        a.wait_log(r"policy-violation", timeout=5)
+        step(f"removed partner disconnected after {time.monotonic() - t:.2f} s")
+
+        alice.send_message("bob@gw.example", "after")
+        alice.wait_error(frm="bob@gw.example", timeout=15)
+        assert "after" not in str(comp.inbox)
+        comp.send_message(alice.jid, "to removed", mfrom="bob@gw.example")
+        e = comp.wait_error(frm=alice.jid, timeout=10)
+        assert "<policy-violation" in str(e), e
+        m = gwlab.metrics(gw)
+        assert 'fedgate_streams_refused_total{reason="not-a-partner"}' in m, m
+        step("removed partner refused both ways")
+        assert lab.stop_process(proc) == 0, "fedgate did not exit cleanly on SIGTERM"
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
