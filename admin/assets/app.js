@@ -579,16 +579,18 @@ async function viewHosted() {
   if (readOnly) for (const x of Object.values(c)) x.disabled = true;
   const msg = h('div', { id: 'form-messages' });
   const form = h('form', { class: 'form', novalidate: true, 'aria-label': editing ? 'Edit hosted domain' : 'New hosted domain' },
-    h('h2', { text: editing ? 'Edit hosted domain – ' + editing : 'New hosted domain' }), msg,
+    h('h2', { text: editing ? (readOnly ? 'Hosted domain – ' : 'Edit hosted domain – ') + editing : 'New hosted domain' }),
+    h('div', { class: 'toolbar' }, h('button', { type: 'submit', class: 'primary', disabled: readOnly }, 'Commit'),
+      h('button', { type: 'button', onclick: () => go('/hosted') }, 'Cancel')),
+    msg,
+    h('fieldset', null, h('legend', { text: 'Hosted domain' }),
     fieldRow('h-domain', 'Domain', c.domain, 'A domain of yours that this gateway serves to partners.', true),
     fieldRow('h-cert_path', 'Certificate file', c.cert_path, 'Absolute path of the PEM certificate chain presented for this domain.'),
     fieldRow('h-key_path', 'Private key file', c.key_path, 'Absolute path of the PEM private key of that certificate.'),
     fieldRow('h-route', 'Route', c.route, 'Where stanzas for this domain go: a component that connects with a secret, or an internal XMPP server over s2s.'),
     fieldRow('h-secret', 'Component secret', c.secret, 'The XEP-0114 handshake secret (component route).' + (editing ? ' Leave empty to keep it.' : '')),
     fieldRow('h-target', 'Internal server', c.target, 'host[:port] of the internal XMPP server (s2s route).'),
-    fieldRow('h-enabled', 'Enabled', c.enabled, 'False keeps the record but refuses the domain\'s traffic.'),
-    h('div', { class: 'toolbar' }, h('button', { type: 'submit', class: 'primary', disabled: readOnly }, 'Commit'),
-      h('button', { type: 'button', onclick: () => go('/hosted') }, 'Cancel')));
+    fieldRow('h-enabled', 'Enabled', c.enabled, 'False keeps the record but refuses the domain\'s traffic.')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearFieldErrors(form);
@@ -644,11 +646,13 @@ async function viewAccess() {
   if (readOnly) { scope.disabled = subject.disabled = value.disabled = true; }
   const msg = h('div', { id: 'form-messages' });
   const form = h('form', { class: 'form', novalidate: true, 'aria-label': 'Set external access' },
-    h('h2', { text: 'Set external access' }), msg,
-    fieldRow('a-scope', 'Scope', scope, 'The most specific setting wins: a user\'s own, then their domain\'s, then the global one.'),
-    fieldRow('a-subject', 'Domain or user', subject, 'The hosted domain or the user (bare JID) the setting is for; empty for Global.'),
-    fieldRow('a-value', 'Enable communications with XMPP federated users', value, 'Lync\'s EnableXmppAccess. False by default.'),
-    h('div', { class: 'toolbar' }, h('button', { type: 'submit', class: 'primary', disabled: readOnly }, 'Commit')));
+    h('h2', { text: 'Set external access' }),
+    h('div', { class: 'toolbar' }, h('button', { type: 'submit', class: 'primary', disabled: readOnly }, 'Commit')),
+    msg,
+    h('fieldset', null, h('legend', { text: 'Access setting' }),
+      fieldRow('a-scope', 'Scope', scope, 'The most specific setting wins: a user\'s own, then their domain\'s, then the global one.'),
+      fieldRow('a-subject', 'Domain or user', subject, 'The hosted domain or the user (bare JID) the setting is for; empty for Global.'),
+      fieldRow('a-value', 'Enable communications with XMPP federated users', value, 'Lync\'s EnableXmppAccess. False by default.')));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     clearFieldErrors(form);
