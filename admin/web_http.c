@@ -268,7 +268,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 
 int web_http_start(web_server_t *srv)
 {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     struct MHD_OptionItem opts[16];
     size_t n = 0;
 
