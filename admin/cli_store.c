@@ -14,6 +14,7 @@
 #include "admin/cli_common.h"
 #include "core/err.h"
 #include "policy/domain.h"
+#include "policy/json.h"
 #include "policy/schema.h"
 
 int cli_store_open(const char *path, cli_store_mode_t mode, store_t **out)
@@ -444,6 +445,45 @@ typedef struct {
     size_t n;
 } audit_out_t;
 
+/* "    tls: Required -> Optional; dialback: true -> false" for an update: the members of `after`
+   whose text differs from `before` (revision left out). Nothing when either side is not an
+   object or does not parse: the header line already says what happened. */
+static void print_audit_diff(const char *before, const char *after)
+{
+    enum { TOKS = 1024 };
+    static json_tok_t tb[TOKS], ta[TOKS];
+    json_doc_t db, da;
+    if (!before || !after || json_parse(&db, before, strlen(before), tb, TOKS) ||
+        json_parse(&da, after, strlen(after), ta, TOKS) || tb[0].type != JSON_OBJECT ||
+        ta[0].type != JSON_OBJECT)
+        return;
+    size_t shown = 0;
+    for (uint32_t i = 1; i < da.ntok; i = ta[i + 1].next) {
+        const json_tok_t *k = &ta[i], *va = &ta[i + 1];
+        char key[64];
+        if (k->end - k->start >= sizeof(key))
+            continue;
+        memcpy(key, after + k->start, k->end - k->start);
+        key[k->end - k->start] = '\0';
+        if (strcmp(key, "revision") == 0)
+            continue;
+        int j = json_find(&db, 0, key);
+        const char *old = j < 0 ? "" : before + tb[j].start;
+        int old_len = j < 0 ? 0 : (int)(tb[j].end - tb[j].start);
+        int new_len = (int)(va->end - va->start);
+        if (j >= 0 && old_len == new_len && memcmp(old, after + va->start, (size_t)new_len) == 0)
+            continue;
+        const char *nv = after + va->start;
+        if (old_len == 0) /* an empty string: show it rather than nothing */
+            old = "\"\"", old_len = 2;
+        if (new_len == 0)
+            nv = "\"\"", new_len = 2;
+        printf("%s%s: %.*s -> %.*s", shown++ ? "; " : "    ", key, old_len, old, new_len, nv);
+    }
+    if (shown)
+        printf("\n");
+}
+
 static int print_audit(const store_audit_t *e, void *arg)
 {
     audit_out_t *o = arg;
@@ -462,6 +502,7 @@ static int print_audit(const store_audit_t *e, void *arg)
     } else {
         printf("%s  #%llu  %s  %s %s\n", when, (unsigned long long)e->seq, e->actor, e->verb,
                e->subject ? e->subject : "");
+        print_audit_diff(e->before, e->after);
     }
     o->n++;
     return 0;

@@ -179,6 +179,8 @@ expect 2 import
 expect 0 audit
 out_has 'partner new fabrikam.com'
 out_has "os:$(id -un)"
+out_has '^    .*dialback: true -> false' # what each update changed
+out_has '^    connection_limit: 1000 -> 500'
 out_has 'gateway'
 expect 0 audit --json
 out_has '"verb"'
