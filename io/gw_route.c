@@ -175,6 +175,26 @@ static void route_partner(gw_worker_t *k, const char *fd, const char *td, const 
         gw_sess_drain(s);
 }
 
+/* EnableXmppAccess of the local party (lync-spec §4.2): its bare JID, localpart lower-cased as
+   the access keys are, or its domain for a domain JID. */
+static bool access_ok(gw_worker_t *k, const char *jid, const char *domain)
+{
+    jid_t j;
+    char bare[JID_PART_MAX + DOMAIN_BUF + 2];
+    if (jid_parse_str(jid, &j) != 0)
+        return false;
+    if (!j.local)
+        return policy_access(k->pol, domain);
+    if (j.local_len > JID_PART_MAX)
+        return false;
+    for (size_t i = 0; i < j.local_len; i++) {
+        char c = j.local[i];
+        bare[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    snprintf(bare + j.local_len, sizeof(bare) - j.local_len, "@%s", domain);
+    return policy_access(k->pol, bare);
+}
+
 void gw_route_stanza(gw_worker_t *k, const char *from, const char *to, const void *data, size_t len)
 {
     char fd[DOMAIN_BUF], td[DOMAIN_BUF];
@@ -183,17 +203,29 @@ void gw_route_stanza(gw_worker_t *k, const char *from, const char *to, const voi
         return;
     }
     const policy_hosted_t *h = policy_lookup_hosted(k->pol, td);
+    const policy_hosted_t *hf = policy_lookup_hosted(k->pol, fd);
     if (h) {
         if (!h->enabled) {
+            gw_route_bounce(k, data, len, "service-unavailable");
+            return;
+        }
+        /* Errors (bounces) always reach their addressee; access gates conversations. */
+        if (!hf && k->bounce_depth == 0 && !access_ok(k, to, td)) {
+            count_refused(k, "access");
             gw_route_bounce(k, data, len, "service-unavailable");
             return;
         }
         route_hosted(k, h, from, to, data, len);
         return;
     }
-    if (!policy_lookup_hosted(k->pol, fd)) {
+    if (!hf) {
         /* Never relay between two foreign domains (RFC 6120 §10.4 security warning). */
         count_refused(k, "relay");
+        return;
+    }
+    if (k->bounce_depth == 0 && !access_ok(k, from, fd)) {
+        count_refused(k, "access");
+        gw_route_bounce(k, data, len, "forbidden");
         return;
     }
     route_partner(k, fd, td, from, to, data, len);

@@ -29,6 +29,7 @@ class GatewayStore:
         with open(secret, "w") as f:
             f.write(COMPONENT_SECRET + "\n")
         self.cli("init")
+        self.cli("access", "set", "global", "true")
         cert = gw.cert
         self.cli("domain", "new", gw.domain, "--cert", cert.crt, "--key", cert.key,
                  "--route", "component", "--secret-file", secret)

@@ -5,6 +5,7 @@
     proxy.b.example:<its port>, and a message from the component still reaches b.example.
   * A partner removed with fedgate-admin while its streams are open is disconnected within a
     second (<policy-violation/>), and cannot come back: its next message is refused.
+  * EnableXmppAccess false for one user of the hosted domain refuses his traffic both ways.
   * Metrics show the streams, the relayed stanzas and the refusal.
 
 Exit 0 on success, 1 on failure, 77 when a package or a binary is missing.
@@ -66,6 +67,18 @@ def main():
         m = gwlab.metrics(gw)
         assert 'fedgate_streams_open{dir="in",partner="a.example",auth="sasl"' in m, m
         step("a.example streams up both ways")
+
+        store.cli("access", "set", "user:bob@gw.example", "false")
+        alice.send_message("bob@gw.example", "no access")
+        e = alice.wait_error(frm="bob@gw.example", timeout=10)
+        comp.send_message(alice.jid, "no access either", mfrom="bob@gw.example")
+        e2 = comp.wait_error(frm=alice.jid, timeout=10)
+        assert "<forbidden" in str(e2), e2
+        alice.send_message("carol@gw.example", "carol has access")
+        comp.wait_message(frm=alice.jid, body="carol has access")
+        assert "no access" not in str(comp.inbox)
+        store.cli("access", "remove", "user:bob@gw.example")
+        step(f"EnableXmppAccess false for bob@gw.example: refused both ways ({e['error']['condition']})")
 
         t = time.monotonic()
         store.cli("partner", "remove", "a.example")
