@@ -196,7 +196,8 @@ int users_verify(struct store *s, const char *name, const char *password, users_
     return ret;
 }
 
-int users_get_role(struct store *s, const char *name, users_role_t *role)
+int users_get(struct store *s, const char *name, users_role_t *role,
+              unsigned char stamp[USERS_STAMP_LEN])
 {
     char hash[crypto_pwhash_STRBYTES];
     store_txn_t *t = NULL;
@@ -205,7 +206,16 @@ int users_get_role(struct store *s, const char *name, users_role_t *role)
         return ret;
     ret = record_get(t, name, role, hash, sizeof(hash));
     store_txn_abort(t);
+    if (!ret && stamp)
+        crypto_generichash(stamp, USERS_STAMP_LEN, (const unsigned char *)hash, strlen(hash), NULL,
+                           0);
+    sodium_memzero(hash, sizeof(hash));
     return ret;
+}
+
+int users_get_role(struct store *s, const char *name, users_role_t *role)
+{
+    return users_get(s, name, role, NULL);
 }
 
 /* ---- the `user` verb ---- */

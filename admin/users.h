@@ -52,3 +52,9 @@ int users_add(struct store *s, const char *actor, const char *name, users_role_t
 int users_verify(struct store *s, const char *name, const char *password, users_role_t *role);
 /* The account's current role. 0, FG_ENOTFOUND. */
 int users_get_role(struct store *s, const char *name, users_role_t *role);
+/* The role and a stamp of the account's current password hash (a hash of the hash): a session
+   remembers the stamp it signed in with, and a password changed since then no longer matches.
+   0, FG_ENOTFOUND. */
+#define USERS_STAMP_LEN 16
+int users_get(struct store *s, const char *name, users_role_t *role,
+              unsigned char stamp[USERS_STAMP_LEN]);

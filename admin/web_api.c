@@ -1,5 +1,6 @@
 #include "admin/web_api.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,7 +252,9 @@ static void api_login(web_req_t *req)
         goto out;
     }
     web_rl_success(&req->srv->sessions, addr, now);
-    if (web_session_create(&req->srv->sessions, name, token, &s)) {
+    unsigned char stamp[USERS_STAMP_LEN];
+    if (users_get(req->srv->store, name, &role, stamp) ||
+        web_session_create(&req->srv->sessions, name, stamp, token, &s)) {
         web_reply_error(req, 500, "internal", NULL, "no randomness for a session");
         goto out;
     }
@@ -588,11 +591,18 @@ void web_api_dispatch(web_req_t *req)
         web_reply_error(req, 401, "unauthenticated", NULL, "sign in first");
         return;
     }
-    /* The role is read from the store on every request, so `user role` or `user remove` on the
-       command line takes effect at once for open sessions. */
-    if (users_get_role(req->srv->store, req->session.user, &role)) {
+    /* The account is read from the store on every request, so `user role`, `user passwd` or
+       `user remove` on the command line takes effect at once for open sessions. */
+    unsigned char stamp[USERS_STAMP_LEN];
+    if (users_get(req->srv->store, req->session.user, &role, stamp)) {
         web_session_end(&req->srv->sessions, web_req_cookie(req, WEB_COOKIE_NAME));
         web_reply_error(req, 401, "unauthenticated", NULL, "the account no longer exists");
+        return;
+    }
+    if (sodium_memcmp(stamp, req->session.stamp, USERS_STAMP_LEN) != 0) {
+        web_session_end(&req->srv->sessions, web_req_cookie(req, WEB_COOKIE_NAME));
+        web_reply_error(req, 401, "unauthenticated", NULL,
+                        "the password changed since sign-in; sign in again");
         return;
     }
     if (is_change(req->method) &&

@@ -35,7 +35,8 @@ static void token_hash(const char *token, uint8_t out[32])
     crypto_generichash(out, 32, (const unsigned char *)token, strlen(token), NULL, 0);
 }
 
-int web_session_create(web_sessions_t *ss, const char *user, char *token, web_session_t *out)
+int web_session_create(web_sessions_t *ss, const char *user, const unsigned char *stamp,
+                       char *token, web_session_t *out)
 {
     uint64_t now = web_now_ms();
     web_session_t *slot = NULL;
@@ -56,6 +57,8 @@ int web_session_create(web_sessions_t *ss, const char *user, char *token, web_se
     token_hash(token, slot->id_hash);
     snprintf(slot->user, sizeof(slot->user), "%s", user);
     random_token(slot->csrf);
+    if (stamp)
+        memcpy(slot->stamp, stamp, USERS_STAMP_LEN);
     slot->created_ms = slot->seen_ms = now;
     slot->used = true;
     *out = *slot;

@@ -38,7 +38,8 @@ typedef struct {
     uint8_t id_hash[32];
     char user[USERS_NAME_MAX + 1];
     char csrf[WEB_TOKEN_LEN + 1];
-    uint64_t created_ms; /* monotonic clock */
+    unsigned char stamp[USERS_STAMP_LEN]; /* of the password hash at sign-in (users_get) */
+    uint64_t created_ms;                  /* monotonic clock */
     uint64_t seen_ms;
 } web_session_t;
 
@@ -61,10 +62,11 @@ void web_sessions_init(web_sessions_t *ss, uint32_t idle_s, uint32_t max_s);
 /* Milliseconds of CLOCK_MONOTONIC. */
 uint64_t web_now_ms(void);
 
-/* New session for `user`; the cookie value goes to token (WEB_TOKEN_LEN + 1 bytes) and a copy of
-   the session to *out. When the table is full the least recently used session ends. 0 or
-   -errno (no randomness). */
-int web_session_create(web_sessions_t *ss, const char *user, char *token, web_session_t *out);
+/* New session for `user` signed in with the password whose stamp is given (NULL: zeroes); the
+   cookie value goes to token (WEB_TOKEN_LEN + 1 bytes) and a copy of the session to *out. When the
+   table is full the least recently used session ends. 0 or -errno (no randomness). */
+int web_session_create(web_sessions_t *ss, const char *user, const unsigned char *stamp,
+                       char *token, web_session_t *out);
 /* Looks up the cookie value; an expired session is ended. On success refreshes its idle timer and
    copies it to *out. 0 or FG_ENOTFOUND. */
 int web_session_find(web_sessions_t *ss, const char *token, uint64_t now_ms, web_session_t *out);

@@ -70,6 +70,26 @@ test('session cookie is HttpOnly and SameSite=Strict; sign-out ends the session'
   });
 });
 
+test('account changes on the command line act on open sessions at once', async () => {
+  await withServer(async (srv) => {
+    const a = await signIn(srv.port, 'admin', ADMIN_PASSWORD);
+    const v = await signIn(srv.port, 'viewer', VIEWER_PASSWORD);
+    // Demoted: the next change is refused.
+    assert.equal(cli(srv.store, 'user', 'role', 'admin', 'viewer').status, 0);
+    let r = await a.call('POST', '/api/partners', { domain: 'demoted.example', dialback: false });
+    assert.equal(r.status, 403);
+    assert.equal((await a.call('GET', '/api/session')).json.role, 'viewer');
+    // Password changed: the session signed in with the old one ends.
+    assert.equal(cli(srv.store, 'user', 'passwd', 'viewer', '--generate').status, 0);
+    r = await v.call('GET', '/api/partners');
+    assert.equal(r.status, 401);
+    assert.match(r.json.reason, /password changed/);
+    // Removed: gone.
+    assert.equal(cli(srv.store, 'user', 'remove', 'admin').status, 0);
+    assert.equal((await a.call('GET', '/api/partners')).status, 401);
+  });
+});
+
 test('wrong passwords are refused and sign-in attempts are rate-limited', async () => {
   await withServer(async (srv) => {
     for (let i = 0; i < 5; i++) {

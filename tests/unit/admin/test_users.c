@@ -111,6 +111,10 @@ static void test_add_verify(void **state)
     assert_int_equal(users_verify(f->s, "nobody", "correct horse 1", &r), FG_EAUTH);
     assert_int_equal(users_get_role(f->s, "alice", &r), 0);
     assert_int_equal(users_get_role(f->s, "nobody", &r), FG_ENOTFOUND);
+    unsigned char st1[USERS_STAMP_LEN], st2[USERS_STAMP_LEN];
+    assert_int_equal(users_get(f->s, "alice", &r, st1), 0);
+    assert_int_equal(users_get(f->s, "alice", &r, st2), 0);
+    assert_memory_equal(st1, st2, USERS_STAMP_LEN);
 
     assert_int_equal(users_add(f->s, "test", "alice", USERS_ROLE_VIEWER, "another pass", &why),
                      FG_ECONFLICT);
@@ -191,9 +195,20 @@ static void test_user_verb(void **state)
     assert_int_equal(run_user(f, "list", NULL, NULL, NULL, NULL, NULL), 0);
 
     char err[256];
+    unsigned char before[USERS_STAMP_LEN], after[USERS_STAMP_LEN];
     assert_int_equal(store_open(f->path, 0, &f->s, err, sizeof(err)), 0);
     assert_int_equal(users_verify(f->s, "dave", "from a file 123", &r), 0);
     assert_int_equal(r, USERS_ROLE_VIEWER);
+    assert_int_equal(users_get(f->s, "dave", &r, before), 0);
+    store_close(f->s);
+    f->s = NULL;
+
+    /* A new password: the old one fails, the new one works, and the stamp moved on. */
+    assert_int_equal(run_user(f, "passwd", "dave", "--generate", NULL, NULL, NULL), 0);
+    assert_int_equal(store_open(f->path, 0, &f->s, err, sizeof(err)), 0);
+    assert_int_equal(users_verify(f->s, "dave", "from a file 123", &r), FG_EAUTH);
+    assert_int_equal(users_get(f->s, "dave", &r, after), 0);
+    assert_memory_not_equal(before, after, USERS_STAMP_LEN);
     store_close(f->s);
     f->s = NULL;
 

@@ -26,11 +26,11 @@ static void test_create_find_end(void **state)
     web_session_t s, found;
 
     assert_int_equal(ss->idle_s, WEB_SESSION_IDLE_S);
-    assert_int_equal(web_session_create(ss, "alice", tok, &s), 0);
+    assert_int_equal(web_session_create(ss, "alice", NULL, tok, &s), 0);
     assert_int_equal(strlen(tok), WEB_TOKEN_LEN);
     assert_int_equal(strlen(s.csrf), WEB_TOKEN_LEN);
     assert_string_not_equal(tok, s.csrf);
-    assert_int_equal(web_session_create(ss, "bob", tok2, &s), 0);
+    assert_int_equal(web_session_create(ss, "bob", NULL, tok2, &s), 0);
     assert_string_not_equal(tok, tok2);
 
     assert_int_equal(web_session_find(ss, tok, web_now_ms(), &found), 0);
@@ -59,7 +59,7 @@ static void test_idle_and_absolute_expiry(void **state)
     web_sessions_t *ss = new_table(10, 25);
     char tok[WEB_TOKEN_LEN + 1];
     web_session_t s, found;
-    assert_int_equal(web_session_create(ss, "alice", tok, &s), 0);
+    assert_int_equal(web_session_create(ss, "alice", NULL, tok, &s), 0);
     uint64_t t0 = s.created_ms;
 
     /* Each request within the idle time keeps the session alive... */
@@ -70,7 +70,7 @@ static void test_idle_and_absolute_expiry(void **state)
     /* And once ended it stays ended. */
     assert_int_equal(web_session_find(ss, tok, t0 + 1000, &found), FG_ENOTFOUND);
 
-    assert_int_equal(web_session_create(ss, "bob", tok, &s), 0);
+    assert_int_equal(web_session_create(ss, "bob", NULL, tok, &s), 0);
     assert_int_equal(web_session_find(ss, tok, s.created_ms + 10000, &found), FG_ENOTFOUND);
     free(ss);
 }
@@ -80,13 +80,13 @@ static void test_full_table_evicts_least_recent(void **state)
     web_sessions_t *ss = new_table(0, 0);
     char first[WEB_TOKEN_LEN + 1], tok[WEB_TOKEN_LEN + 1], last[WEB_TOKEN_LEN + 1];
     web_session_t s, found;
-    assert_int_equal(web_session_create(ss, "first", first, &s), 0);
+    assert_int_equal(web_session_create(ss, "first", NULL, first, &s), 0);
     for (int i = 1; i < WEB_SESSIONS_MAX; i++) {
-        assert_int_equal(web_session_create(ss, "u", tok, &s), 0);
+        assert_int_equal(web_session_create(ss, "u", NULL, tok, &s), 0);
         ss->s[i].seen_ms += (uint64_t)i; /* a strict order of last use */
     }
     ss->s[0].seen_ms += 100000; /* "first" was used most recently */
-    assert_int_equal(web_session_create(ss, "last", last, &s), 0);
+    assert_int_equal(web_session_create(ss, "last", NULL, last, &s), 0);
     assert_int_equal(web_session_find(ss, first, ss->s[0].seen_ms, &found), 0);
     assert_int_equal(web_session_find(ss, last, web_now_ms(), &found), 0);
     size_t used = 0;
@@ -101,8 +101,8 @@ static void test_csrf(void **state)
     web_sessions_t *ss = new_table(0, 0);
     char tok[WEB_TOKEN_LEN + 1], other[WEB_TOKEN_LEN + 1];
     web_session_t s, s2;
-    assert_int_equal(web_session_create(ss, "alice", tok, &s), 0);
-    assert_int_equal(web_session_create(ss, "alice", other, &s2), 0);
+    assert_int_equal(web_session_create(ss, "alice", NULL, tok, &s), 0);
+    assert_int_equal(web_session_create(ss, "alice", NULL, other, &s2), 0);
     assert_true(web_session_csrf_ok(&s, s.csrf));
     assert_false(web_session_csrf_ok(&s, s2.csrf)); /* another session's token */
     assert_false(web_session_csrf_ok(&s, NULL));
