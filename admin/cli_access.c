@@ -129,7 +129,7 @@ static int access_write(int argc, char **argv, const char *store_path, bool set)
     cli_args_t a;
     store_t *s = NULL;
     report_t rep;
-    store_ctx_t ctx = {0};
+    store_ctx_t ctx = {.actor = cli_actor()};
     char key[ACCESS_KEY_MAX + 1];
     bool value = false;
     int ret = cli_args_parse(&a, write_opts, argc - 1, argv + 1);

@@ -270,7 +270,8 @@ void cli_json_string(FILE *f, const char *s)
 const char *cli_os_user(void)
 {
     static char name[64];
-    const char *sudo = getenv("SUDO_USER");
+    /* Only root's $SUDO_USER is believed: anyone else could name someone else in the log. */
+    const char *sudo = getuid() == 0 ? getenv("SUDO_USER") : NULL;
     if (sudo && *sudo && strlen(sudo) < sizeof(name)) {
         snprintf(name, sizeof(name), "%s", sudo);
         return name;
@@ -281,4 +282,11 @@ const char *cli_os_user(void)
     else
         snprintf(name, sizeof(name), "uid:%u", (unsigned)getuid());
     return name;
+}
+
+const char *cli_actor(void)
+{
+    static char actor[80];
+    snprintf(actor, sizeof(actor), "os:%s", cli_os_user());
+    return actor;
 }

@@ -93,6 +93,8 @@ void cli_list_print(cli_list_t *l, FILE *f);
    passes through unchanged. */
 void cli_json_string(FILE *f, const char *s);
 
-/* The OS user name recorded in the audit log: $SUDO_USER when run by sudo, else the login of the
-   real uid, else "uid:N". Borrowed static storage. */
+/* The OS user name recorded in the audit log: $SUDO_USER when root runs it (sudo), else the
+   login of the real uid, else "uid:N". Borrowed static storage. */
 const char *cli_os_user(void);
+/* "os:" + cli_os_user(): the actor of every change made from the command line. */
+const char *cli_actor(void);

@@ -116,7 +116,7 @@ static int domain_put(int argc, char **argv, const char *store_path, bool create
     cli_args_t a;
     store_t *s = NULL;
     report_t rep;
-    store_ctx_t ctx = {0};
+    store_ctx_t ctx = {.actor = cli_actor()};
     hosted_t h;
     char dom[DOMAIN_BUF];
     const char *verb = create ? "domain new" : "domain set";
@@ -198,7 +198,7 @@ static int domain_remove(int argc, char **argv, const char *store_path)
     cli_args_t a;
     store_t *s = NULL;
     report_t rep;
-    store_ctx_t ctx = {0};
+    store_ctx_t ctx = {.actor = cli_actor()};
     char dom[DOMAIN_BUF];
     int ret = cli_args_parse(&a, remove_opts, argc - 1, argv + 1);
     if (ret)

@@ -109,7 +109,7 @@ static int gateway_set(int argc, char **argv, const char *store_path)
     cli_args_t a;
     store_t *s = NULL;
     report_t rep;
-    store_ctx_t ctx = {0};
+    store_ctx_t ctx = {.actor = cli_actor()};
     settings_t out;
     if (!cli_schema_opts(&schema_settings, set_extra, opts, OPT_TABLE_MAX))
         return cli_fail(CLI_EXIT_STORE, "internal: option table too small");

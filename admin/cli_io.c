@@ -367,7 +367,7 @@ int cli_import_main(int argc, char **argv, const char *store_path)
     cli_args_t a;
     store_t *s = NULL;
     report_t rep;
-    store_ctx_t ctx = {0};
+    store_ctx_t ctx = {.actor = cli_actor()};
     char *data = NULL;
     size_t len = 0;
     int ret = cli_args_parse(&a, import_opts, argc - 1, argv + 1);

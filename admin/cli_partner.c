@@ -133,7 +133,7 @@ static int partner_new(int argc, char **argv, const char *store_path)
     cli_args_t a;
     store_t *s = NULL;
     report_t rep;
-    store_ctx_t ctx = {0};
+    store_ctx_t ctx = {.actor = cli_actor()};
     partner_t p;
     const char *id = NULL;
     if (!cli_schema_opts(&schema_partner, new_extra, opts, OPT_TABLE_MAX))
@@ -252,7 +252,7 @@ static int partner_set(int argc, char **argv, const char *store_path)
     cli_args_t a;
     store_t *s = NULL;
     report_t rep;
-    store_ctx_t ctx = {0};
+    store_ctx_t ctx = {.actor = cli_actor()};
     partner_t out;
     const char *id = NULL;
     char dom[DOMAIN_BUF];
@@ -391,7 +391,7 @@ static int partner_remove(int argc, char **argv, const char *store_path)
     cli_args_t a;
     store_t *s = NULL;
     report_t rep;
-    store_ctx_t ctx = {0};
+    store_ctx_t ctx = {.actor = cli_actor()};
     const char *id = NULL;
     char dom[DOMAIN_BUF];
     int ret = cli_args_parse(&a, remove_opts, argc - 1, argv + 1);

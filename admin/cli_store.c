@@ -280,7 +280,7 @@ int cli_init_main(int argc, char **argv, const char *store_path)
     cli_args_t a;
     store_t *s = NULL;
     report_t rep;
-    store_ctx_t ctx = {.verb = NULL};
+    store_ctx_t ctx = {.actor = cli_actor()};
     int ret = cli_args_parse(&a, init_opts, argc - 1, argv + 1);
     if (ret)
         return ret;
