@@ -30,7 +30,7 @@ static const cli_verb_t verbs[] = {
     {"gateway", cli_gateway_main,
      "gateway get|set ...                gateway settings (singleton)"},
     {"domain", cli_domain_main, "domain new|set|get|remove ...      hosted domains"},
-    {"access", cli_access_main, "access get|set|remove ...          EnableXmppAccess policy"},
+    {"access", cli_access_main, "access get|set|remove|check ...    EnableXmppAccess policy"},
     {"export", cli_export_main, "export [-o FILE]                   whole store as JSON"},
     {"import", cli_import_main, "import FILE [--what-if]            JSON or PowerShell CSV"},
     {"audit", cli_audit_main, "audit [--since T] [--json]         change log"},
