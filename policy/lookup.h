@@ -82,6 +82,10 @@ bool policy_access(const policy_reader_t *r, const char *jid);
 void policy_reader_stats(const policy_reader_t *r, size_t *partners, size_t *domains,
                          size_t *hosted, size_t *cache_bytes);
 
+/* How many refreshes rebuilt the cache from scratch and how many patched it in place from the
+   store's change log (small changes patch; settings changes and big imports rebuild). */
+void policy_reader_counts(const policy_reader_t *r, uint64_t *rebuilds, uint64_t *patches);
+
 /*
  * The uncached path: renew the read transaction, mdb_get partner_domains then partners, decode,
  * reset. 0, FG_ENOTFOUND. Allocation-free but ~1 µs; kept for comparison and for tools.

@@ -57,7 +57,10 @@ int store_op_begin(store_t *s, store_ctx_t *ctx, store_op_t *op)
     op->ctx = ctx;
     if (ctx)
         ctx->change = NULL;
-    return store_mdb_err(mdb_txn_begin(s->e->env, NULL, 0, &op->t));
+    int ret = store_mdb_err(mdb_txn_begin(s->e->env, NULL, 0, &op->t));
+    if (!ret)
+        store_changes_begin(s->e);
+    return ret;
 }
 
 static char *change_json(const char *verb, const char *subject, const char *before,

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 const char *const store_db_names[DB_COUNT_] = {
-    "partners", "partner_domains", "hosted", "settings", "access",
-    "meta",     "audit",           "users",  "sessions", "panel",
+    "partners", "partner_domains", "hosted",   "settings", "access",  "meta",
+    "audit",    "users",           "sessions", "panel",    "changes",
 };
 
 int store_mdb_err(int rc)
@@ -400,6 +400,42 @@ int store_get_rec(store_env_t *e, MDB_txn *t, store_db_t db, const char *key, co
     return schema_decode(s, v.mv_data, v.mv_size, obj);
 }
 
+void store_changes_begin(store_env_t *e)
+{
+    e->txn_changes = 0;
+}
+
+/* Records that `key` of `db` changed in this txn, under the sequence number the txn's audit
+   entry will take (change_counter + 1). Only the databases readers cache are logged. */
+static int log_change(store_env_t *e, MDB_txn *t, store_db_t db, const char *key)
+{
+    if (db != DB_PARTNERS && db != DB_HOSTED && db != DB_SETTINGS && db != DB_ACCESS)
+        return 0;
+    if (e->txn_changes > STORE_CHANGES_TXN)
+        return 0;
+    MDB_val k = {14, (void *)"change_counter"}, v;
+    uint64_t seq = 1;
+    int rc = mdb_get(t, e->dbi[DB_META], &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        seq = store_rd_be64(v.mv_data) + 1;
+    else if (rc != MDB_NOTFOUND)
+        return store_mdb_err(rc);
+    uint8_t buf[8 + 1 + 1024];
+    size_t n = strlen(key);
+    if (n > 1024)
+        return FG_ELIMIT;
+    store_be64(buf, seq);
+    if (++e->txn_changes > STORE_CHANGES_TXN) {
+        buf[8] = STORE_CHANGE_FULL; /* too many to patch: readers rebuild */
+        n = 0;
+    } else {
+        buf[8] = (uint8_t)db;
+        memcpy(buf + 9, key, n);
+    }
+    MDB_val ck = {9 + n, buf}, cv = {0, NULL};
+    return store_mdb_err(mdb_put(t, e->dbi[DB_CHANGES], &ck, &cv, 0));
+}
+
 int store_put_rec(store_env_t *e, MDB_txn *t, store_db_t db, const char *key, const schema_t *s,
                   const void *obj)
 {
@@ -409,7 +445,8 @@ int store_put_rec(store_env_t *e, MDB_txn *t, store_db_t db, const char *key, co
     if (ret)
         return ret;
     MDB_val k = key_of(key), v = {len, buf};
-    return store_mdb_err(mdb_put(t, e->dbi[db], &k, &v, 0));
+    ret = store_mdb_err(mdb_put(t, e->dbi[db], &k, &v, 0));
+    return ret ? ret : log_change(e, t, db, key);
 }
 
 int store_get_str(store_env_t *e, MDB_txn *t, store_db_t db, const char *key, MDB_val *v)
@@ -422,13 +459,15 @@ int store_put_str(store_env_t *e, MDB_txn *t, store_db_t db, const char *key, co
                   size_t n)
 {
     MDB_val k = key_of(key), v = {n, (void *)val};
-    return store_mdb_err(mdb_put(t, e->dbi[db], &k, &v, 0));
+    int ret = store_mdb_err(mdb_put(t, e->dbi[db], &k, &v, 0));
+    return ret ? ret : log_change(e, t, db, key);
 }
 
 int store_del_key(store_env_t *e, MDB_txn *t, store_db_t db, const char *key)
 {
     MDB_val k = key_of(key);
-    return store_mdb_err(mdb_del(t, e->dbi[db], &k, NULL));
+    int ret = store_mdb_err(mdb_del(t, e->dbi[db], &k, NULL));
+    return ret ? ret : log_change(e, t, db, key);
 }
 
 /* ---- audit ---- */
@@ -443,7 +482,7 @@ void store_default_actor(char *out, size_t outlen)
         snprintf(out, outlen, "os:uid%u", (unsigned)geteuid());
 }
 
-static void be64(uint8_t *b, uint64_t v)
+void store_be64(uint8_t *b, uint64_t v)
 {
     for (int i = 7; i >= 0; i--) {
         b[i] = (uint8_t)v;
@@ -451,7 +490,7 @@ static void be64(uint8_t *b, uint64_t v)
     }
 }
 
-static uint64_t rd_be64(const uint8_t *b)
+uint64_t store_rd_be64(const uint8_t *b)
 {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
@@ -466,12 +505,12 @@ int store_audit_append_txn(store_env_t *e, MDB_txn *t, const char *actor, const 
     uint64_t seq = 0;
     int ret = store_get_str(e, t, DB_META, "change_counter", &v);
     if (ret == 0 && v.mv_size == 8)
-        seq = rd_be64(v.mv_data);
+        seq = store_rd_be64(v.mv_data);
     else if (ret && ret != FG_ENOTFOUND)
         return ret;
     seq++;
     uint8_t cnt[8];
-    be64(cnt, seq);
+    store_be64(cnt, seq);
     ret = store_put_str(e, t, DB_META, "change_counter", cnt, 8);
     if (ret)
         return ret;
@@ -492,13 +531,13 @@ int store_audit_append_txn(store_env_t *e, MDB_txn *t, const char *actor, const 
            lb = strlen(before) + 1, lf = strlen(after) + 1;
     size_t total = 8 + la + lv + ls + lb + lf;
     uint8_t key[8];
-    be64(key, seq);
+    store_be64(key, seq);
     MDB_val k = {8, key}, val = {total, NULL};
     int rc = mdb_put(t, e->dbi[DB_AUDIT], &k, &val, MDB_RESERVE);
     if (rc)
         return store_mdb_err(rc);
     uint8_t *p = val.mv_data;
-    be64(p, (uint64_t)ms);
+    store_be64(p, (uint64_t)ms);
     p += 8;
     memcpy(p, actor, la);
     p += la;
@@ -512,9 +551,47 @@ int store_audit_append_txn(store_env_t *e, MDB_txn *t, const char *actor, const 
 
     /* The log is bounded: the entry STORE_AUDIT_KEEP changes older goes. */
     if (seq > STORE_AUDIT_KEEP) {
-        be64(key, seq - STORE_AUDIT_KEEP);
+        store_be64(key, seq - STORE_AUDIT_KEEP);
         rc = mdb_del(t, e->dbi[DB_AUDIT], &k, NULL);
         if (rc && rc != MDB_NOTFOUND)
+            return store_mdb_err(rc);
+    }
+    /* The change log keeps the last STORE_CHANGES_KEEP sequences; meta/changes_floor is the
+       oldest sequence still complete, so a reader further behind rebuilds instead of patching.
+       At most 1024 keys go per change, so a big import is trimmed over later changes. */
+    if (seq > STORE_CHANGES_KEEP) {
+        uint64_t cutoff = seq - STORE_CHANGES_KEEP, low = cutoff;
+        MDB_cursor *c;
+        rc = mdb_cursor_open(t, e->dbi[DB_CHANGES], &c);
+        if (rc)
+            return store_mdb_err(rc);
+        MDB_val ck, cv;
+        int n = 0;
+        /* always the first entry: deletion goes in ascending order */
+        for (rc = mdb_cursor_get(c, &ck, &cv, MDB_FIRST); rc == 0 && n < 1024;
+             rc = mdb_cursor_get(c, &ck, &cv, MDB_FIRST), n++) {
+            if (ck.mv_size < 9)
+                break;
+            uint64_t s = store_rd_be64(ck.mv_data);
+            if (s > cutoff) {
+                low = cutoff;
+                break;
+            }
+            low = s; /* entries of s may remain if the loop stops here */
+            rc = mdb_cursor_del(c, 0);
+            if (rc)
+                break;
+        }
+        mdb_cursor_close(c);
+        if (rc == MDB_NOTFOUND)
+            low = cutoff; /* everything up to the cutoff is gone */
+        else if (rc)
+            return store_mdb_err(rc);
+        uint8_t fb[8];
+        store_be64(fb, low + 1);
+        rc = mdb_put(t, e->dbi[DB_META], &(MDB_val){13, (void *)"changes_floor"}, &(MDB_val){8, fb},
+                     0);
+        if (rc)
             return store_mdb_err(rc);
     }
     char last[1024];
@@ -543,8 +620,8 @@ int store_audit_list(store_t *s, int64_t since_ms, int (*cb)(const store_audit_t
         }
         store_audit_t a;
         const char *p = (const char *)v.mv_data + 8, *end = (const char *)v.mv_data + v.mv_size;
-        a.seq = rd_be64(k.mv_data);
-        a.time_ms = (int64_t)rd_be64(v.mv_data);
+        a.seq = store_rd_be64(k.mv_data);
+        a.time_ms = (int64_t)store_rd_be64(v.mv_data);
         const char **fields[5] = {&a.actor, &a.verb, &a.subject, &a.before, &a.after};
         for (int i = 0; i < 5; i++) {
             if (p >= end) {
@@ -597,6 +674,8 @@ int store_txn_begin(store_t *s, bool write, store_txn_t **out)
     }
     t->s = s;
     t->write = write;
+    if (write)
+        store_changes_begin(s->e);
     *out = t;
     return 0;
 }

@@ -24,12 +24,16 @@ typedef enum {
     DB_USERS,
     DB_SESSIONS,
     DB_PANEL,
+    DB_CHANGES, /* (seq, db, key) of every policy record written: readers patch their cache */
     DB_COUNT_,
 } store_db_t;
 
 #define STORE_REC_BUF      32768 /* larger than any encoded record (schema.h sizes) */
 #define STORE_AUDIT_KEEP   100000
 #define STORE_SETTINGS_KEY "gateway"
+#define STORE_CHANGES_KEEP 4096 /* change sequences kept in the change log */
+#define STORE_CHANGES_TXN  1024 /* keys logged per transaction; more logs one "full" marker */
+#define STORE_CHANGE_FULL  0xff /* db byte of the marker: readers rebuild everything */
 
 typedef struct store_env {
     char path[4096];
@@ -37,6 +41,7 @@ typedef struct store_env {
     MDB_dbi dbi[DB_COUNT_];
     int refs;
     bool readonly;
+    size_t txn_changes; /* keys logged in the current write txn (one writer at a time) */
 } store_env_t;
 
 struct store {
@@ -77,6 +82,11 @@ int store_del_key(store_env_t *e, MDB_txn *t, store_db_t db, const char *key);
 /* Appends an audit record and bumps meta/change_counter; writes meta/last_change. */
 int store_audit_append_txn(store_env_t *e, MDB_txn *t, const char *actor, const char *verb,
                            const char *subject, const char *before, const char *after);
+/* Resets the per-transaction change count; call after beginning a write txn. */
+void store_changes_begin(store_env_t *e);
+/* Big-endian u64 helpers for keys that sort by number. */
+void store_be64(uint8_t *b, uint64_t v);
+uint64_t store_rd_be64(const uint8_t *b);
 /* "os:<user>" for the effective uid. */
 void store_default_actor(char *out, size_t outlen);
 

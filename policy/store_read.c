@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- arena: strings of one snapshot, freed together ---- */
 
@@ -64,57 +65,103 @@ static void arena_free(arena_t *a)
 
 /* ---- open-addressing tables keyed by string ---- */
 
+/*
+ * One slot is one cache line and holds keys up to SLOT_INLINE octets itself (nearly every domain),
+ * so a lookup costs one miss into the table instead of one into the table and one into a string.
+ * Longer keys keep a pointer to their arena copy in the same bytes.
+ */
+#define SLOT_INLINE 53
+#define SLOT_EMPTY  0
+#define SLOT_TOMB   0xffff
+
 typedef struct {
-    const char *key; /* NULL = empty slot */
     uint32_t hash;
-    uint32_t klen;
     uint32_t val; /* index into the object array, or the access bit */
+    uint16_t klen;
+    char key[SLOT_INLINE + 1];
 } slot_t;
+
+_Static_assert(sizeof(slot_t) == 64, "a slot is one cache line");
 
 typedef struct {
     slot_t *slot;
-    size_t cap; /* power of two, at least twice the entries: probes stay short */
+    size_t cap; /* power of two */
     size_t n;
+    size_t tombs;
 } table_t;
 
 static inline uint32_t hash_bytes(const char *s, size_t n)
 {
-    /* FNV-1a; domains are short, and this needs no alignment or length tricks. */
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
+    /* Eight bytes per multiply: a byte-at-a-time hash is a chain of dependent multiplies as
+       long as the domain, which costs more than the rest of a cached lookup. */
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+    while (n >= 8) {
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+        s += 8;
+        n -= 8;
+    }
+    w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    return (uint32_t)h;
 }
 
 static int table_init(table_t *t, size_t entries)
 {
     size_t cap = 16;
-    while (cap < entries * 2 + 2)
+    while (cap < entries * 2 + 16) /* half full after a build: room to patch in place */
         cap <<= 1;
-    t->slot = calloc(cap, sizeof(*t->slot));
+    size_t bytes = cap * sizeof(slot_t);
+    /* A big table is one random access per lookup: back it with huge pages where the kernel
+       allows, so the access costs a cache miss and not also a TLB miss. */
+    size_t align = bytes >= (2u << 20) ? (2u << 20) : 64;
+    t->slot = aligned_alloc(align, bytes);
+    if (!t->slot)
+        return -ENOMEM;
+    if (align > 64)
+        madvise(t->slot, bytes, MADV_HUGEPAGE);
+    memset(t->slot, 0, bytes);
     t->cap = cap;
-    t->n = 0;
-    return t->slot ? 0 : -ENOMEM;
+    t->n = t->tombs = 0;
+    return 0;
 }
 
-/* Keys must be unique (the store guarantees it); a repeat keeps the first. */
+static inline bool slot_is(const slot_t *s, uint32_t h, const char *key, size_t klen)
+{
+    if (s->hash != h || s->klen != klen)
+        return false;
+    if (klen <= SLOT_INLINE)
+        return memcmp(s->key, key, klen) == 0;
+    const char *p;
+    memcpy(&p, s->key, sizeof(p));
+    return memcmp(p, key, klen) == 0;
+}
+
+/* `key` must outlive the table when longer than SLOT_INLINE (an arena copy). Keys are unique:
+   callers remove a key before putting it again. FG_ELIMIT when the table needs rebuilding. */
 static int table_put(table_t *t, const char *key, size_t klen, uint32_t val)
 {
-    if ((t->n + 1) * 2 > t->cap)
-        return FG_ELIMIT; /* sized from mdb_stat; more entries means the store changed shape */
+    if ((t->n + t->tombs + 1) * 4 > t->cap * 3 || klen >= SLOT_TOMB || klen == 0)
+        return FG_ELIMIT;
     uint32_t h = hash_bytes(key, klen);
     for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
         slot_t *s = &t->slot[i];
-        if (!s->key) {
-            s->key = key;
-            s->hash = h;
-            s->klen = (uint32_t)klen;
-            s->val = val;
-            t->n++;
-            return 0;
-        }
-        if (s->hash == h && s->klen == klen && memcmp(s->key, key, klen) == 0)
-            return 0;
+        if (s->klen != SLOT_EMPTY && s->klen != SLOT_TOMB)
+            continue;
+        if (s->klen == SLOT_TOMB)
+            t->tombs--;
+        s->hash = h;
+        s->val = val;
+        s->klen = (uint16_t)klen;
+        if (klen <= SLOT_INLINE)
+            memcpy(s->key, key, klen);
+        else
+            memcpy(s->key, &key, sizeof(key));
+        t->n++;
+        return 0;
     }
 }
 
@@ -125,24 +172,41 @@ static inline const slot_t *table_get(const table_t *t, const char *key, size_t 
     uint32_t h = hash_bytes(key, klen);
     for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
         const slot_t *s = &t->slot[i];
-        if (!s->key)
+        if (s->klen == SLOT_EMPTY)
             return NULL;
-        if (s->hash == h && s->klen == klen && memcmp(s->key, key, klen) == 0)
+        if (slot_is(s, h, key, klen))
             return s;
     }
+}
+
+static void table_del(table_t *t, const char *key, size_t klen)
+{
+    slot_t *s = (slot_t *)table_get(t, key, klen);
+    if (!s)
+        return;
+    s->klen = SLOT_TOMB;
+    t->n--;
+    t->tombs++;
 }
 
 /* ---- the snapshot cache ---- */
 
 typedef struct {
+    const char **names; /* primary first, then the additional domains (arena) */
+    uint32_t n;
+} domlist_t;
+
+typedef struct {
     arena_t arena;
     settings_t settings;
-    policy_partner_t *partners;
-    size_t npartners;
+    uint64_t counter;           /* meta/change_counter of the snapshot */
+    policy_partner_t *partners; /* slots with domain == NULL are removed partners */
+    domlist_t *lists;
+    size_t npartners, cap_partners, dead;
     table_t domains; /* primary and additional domain -> partners[] index */
     policy_hosted_t *hosted;
     size_t nhosted;
-    table_t hosted_t_;
+    table_t hosted_tab;
     table_t access; /* key -> 0/1 */
     policy_partner_t def;
     bool has_def;
@@ -153,9 +217,20 @@ struct policy_reader {
     MDB_txn *txn; /* reset between refreshes; renewed only inside them */
     uint64_t gen;
     cache_t *cache;
+    bool dirty; /* a patch failed half way: the next refresh rebuilds */
+    uint64_t rebuilds, patches;
     partner_t scratch;
     hosted_t hscratch;
 };
+
+static void cache_free_hosted(cache_t *c)
+{
+    free(c->hosted);
+    free(c->hosted_tab.slot);
+    c->hosted = NULL;
+    memset(&c->hosted_tab, 0, sizeof(c->hosted_tab));
+    c->nhosted = 0;
+}
 
 static void cache_free(cache_t *c)
 {
@@ -163,17 +238,51 @@ static void cache_free(cache_t *c)
         return;
     arena_free(&c->arena);
     free(c->partners);
+    free(c->lists);
     free(c->domains.slot);
-    free(c->hosted);
-    free(c->hosted_t_.slot);
+    cache_free_hosted(c);
     free(c->access.slot);
     free(c);
+}
+
+/* Pointer-aligned space in the arena (for the domain lists). */
+static void *arena_alloc(arena_t *a, size_t n)
+{
+    size_t pad = a->head ? ((a->head->used + 7) & ~(size_t)7) - a->head->used : 0;
+    if (!a->head || a->head->cap - a->head->used < n + pad) {
+        if (!arena_strndup(a, "", 0)) /* opens a chunk large enough for small requests */
+            return NULL;
+        if (a->head->cap - a->head->used < n + 8) {
+            size_t cap = n + 64;
+            chunk_t *c = malloc(sizeof(*c) + cap);
+            if (!c)
+                return NULL;
+            c->next = a->head;
+            c->used = 0;
+            c->cap = cap;
+            a->head = c;
+            a->bytes += sizeof(*c) + cap;
+        }
+        pad = ((a->head->used + 7) & ~(size_t)7) - a->head->used;
+    }
+    a->head->used += pad;
+    void *p = a->head->data + a->head->used;
+    a->head->used += n;
+    return p;
 }
 
 static size_t entries(policy_reader_t *r, store_db_t db)
 {
     MDB_stat st;
     return mdb_stat(r->txn, r->e->dbi[db], &st) ? 0 : st.ms_entries;
+}
+
+static uint64_t meta_u64(policy_reader_t *r, const char *key)
+{
+    MDB_val v;
+    if (store_get_str(r->e, r->txn, DB_META, key, &v) || v.mv_size != 8)
+        return 0;
+    return store_rd_be64(v.mv_data);
 }
 
 static int fill_partner(cache_t *c, const partner_t *p, policy_partner_t *out)
@@ -189,79 +298,83 @@ static int fill_partner(cache_t *c, const partner_t *p, policy_partner_t *out)
     return out->domain && (!p->proxy_host[0] || out->proxy_host) ? 0 : -ENOMEM;
 }
 
-static int build(policy_reader_t *r, cache_t **out)
+/* Appends one decoded partner and indexes its domains. */
+static int add_partner(cache_t *c, const partner_t *p)
+{
+    if (strcmp(p->domain, STORE_DEFAULT_KEY) == 0) {
+        c->has_def = true;
+        return fill_partner(c, p, &c->def);
+    }
+    if (c->npartners == c->cap_partners) {
+        size_t cap = c->cap_partners ? c->cap_partners * 2 : 16;
+        policy_partner_t *np = realloc(c->partners, cap * sizeof(*np));
+        if (!np)
+            return -ENOMEM;
+        c->partners = np;
+        domlist_t *nl = realloc(c->lists, cap * sizeof(*nl));
+        if (!nl)
+            return -ENOMEM;
+        c->lists = nl;
+        c->cap_partners = cap;
+    }
+    size_t idx = c->npartners;
+    policy_partner_t *pp = &c->partners[idx];
+    domlist_t *dl = &c->lists[idx];
+    int ret = fill_partner(c, p, pp);
+    if (ret)
+        return ret;
+    dl->n = p->n_additional + 1;
+    dl->names = arena_alloc(&c->arena, dl->n * sizeof(char *));
+    if (!dl->names)
+        return -ENOMEM;
+    dl->names[0] = pp->domain;
+    for (uint32_t i = 0; i < p->n_additional; i++) {
+        dl->names[i + 1] = arena_strndup(&c->arena, p->additional[i], strlen(p->additional[i]));
+        if (!dl->names[i + 1])
+            return -ENOMEM;
+    }
+    c->npartners++; /* counted before indexing so a failure leaves a removable entry */
+    for (uint32_t i = 0; i < dl->n; i++) {
+        ret = table_put(&c->domains, dl->names[i], strlen(dl->names[i]), (uint32_t)idx);
+        if (ret)
+            return ret;
+    }
+    return 0;
+}
+
+static void remove_partner(cache_t *c, const char *key)
+{
+    if (strcmp(key, STORE_DEFAULT_KEY) == 0) {
+        c->has_def = false;
+        return;
+    }
+    const slot_t *s = table_get(&c->domains, key, strlen(key));
+    if (!s)
+        return;
+    size_t idx = s->val;
+    policy_partner_t *pp = &c->partners[idx];
+    if (!pp->domain || strcmp(pp->domain, key) != 0)
+        return; /* key is someone's additional domain, not a primary */
+    for (uint32_t i = 0; i < c->lists[idx].n; i++)
+        table_del(&c->domains, c->lists[idx].names[i], strlen(c->lists[idx].names[i]));
+    pp->domain = NULL;
+    c->lists[idx].n = 0;
+    c->dead++;
+}
+
+static int build_hosted(policy_reader_t *r, cache_t *c)
 {
     MDB_cursor *cur = NULL;
     MDB_val k, v;
     int rc, ret;
-    cache_t *c = calloc(1, sizeof(*c));
-    if (!c)
-        return -ENOMEM;
-    uint32_t ver;
-    ret = store_check_version(r->e, r->txn, &ver);
-    if (ret)
-        goto fail;
-
-    ret = store_get_rec(r->e, r->txn, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings,
-                        &c->settings);
-    if (ret == FG_ENOTFOUND) {
-        settings_defaults(&c->settings);
-        ret = 0;
-    }
-    if (ret)
-        goto fail;
-
-    size_t np = entries(r, DB_PARTNERS), nd = entries(r, DB_PARTNER_DOMAINS);
-    c->partners = calloc(np ? np : 1, sizeof(*c->partners));
-    ret = c->partners ? table_init(&c->domains, nd) : -ENOMEM;
-    if (ret)
-        goto fail;
-    ret = store_mdb_err(mdb_cursor_open(r->txn, r->e->dbi[DB_PARTNERS], &cur));
-    if (ret)
-        goto fail;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        partner_t *p = &r->scratch;
-        ret = schema_decode(&schema_partner, v.mv_data, v.mv_size, p);
-        if (ret)
-            goto fail;
-        if (strcmp(p->domain, STORE_DEFAULT_KEY) == 0) {
-            ret = fill_partner(c, p, &c->def);
-            c->has_def = true;
-            if (ret)
-                goto fail;
-            continue;
-        }
-        if (c->npartners >= np) {
-            ret = FG_ESTORE;
-            goto fail;
-        }
-        policy_partner_t *pp = &c->partners[c->npartners];
-        ret = fill_partner(c, p, pp);
-        for (uint32_t i = 0; !ret && i <= p->n_additional; i++) {
-            const char *d = i == 0 ? pp->domain : NULL;
-            if (i > 0)
-                d = arena_strndup(&c->arena, p->additional[i - 1], strlen(p->additional[i - 1]));
-            ret = d ? table_put(&c->domains, d, strlen(d), (uint32_t)c->npartners) : -ENOMEM;
-        }
-        if (ret)
-            goto fail;
-        c->npartners++;
-    }
-    mdb_cursor_close(cur);
-    cur = NULL;
-    if (rc != MDB_NOTFOUND) {
-        ret = store_mdb_err(rc);
-        goto fail;
-    }
-
+    cache_free_hosted(c);
     size_t nh = entries(r, DB_HOSTED);
     c->hosted = calloc(nh ? nh : 1, sizeof(*c->hosted));
-    ret = c->hosted ? table_init(&c->hosted_t_, nh) : -ENOMEM;
+    ret = c->hosted ? table_init(&c->hosted_tab, nh) : -ENOMEM;
     if (!ret)
         ret = store_mdb_err(mdb_cursor_open(r->txn, r->e->dbi[DB_HOSTED], &cur));
     if (ret)
-        goto fail;
+        return ret;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         hosted_t *h = &r->hscratch;
@@ -269,7 +382,7 @@ static int build(policy_reader_t *r, cache_t **out)
         if (!ret && c->nhosted >= nh)
             ret = FG_ESTORE;
         if (ret)
-            goto fail;
+            goto out;
         policy_hosted_t *ph = &c->hosted[c->nhosted];
         arena_t *a = &c->arena;
         ph->domain = arena_strndup(a, h->domain, strlen(h->domain));
@@ -284,25 +397,30 @@ static int build(policy_reader_t *r, cache_t **out)
         ph->revision = h->revision;
         if (!ph->domain || !ph->cert_path || !ph->key_path || !ph->secret) {
             ret = -ENOMEM;
-            goto fail;
+            goto out;
         }
-        ret = table_put(&c->hosted_t_, ph->domain, strlen(ph->domain), (uint32_t)c->nhosted);
+        ret = table_put(&c->hosted_tab, ph->domain, strlen(ph->domain), (uint32_t)c->nhosted);
         if (ret)
-            goto fail;
+            goto out;
         c->nhosted++;
     }
+    ret = rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc);
+out:
     mdb_cursor_close(cur);
-    cur = NULL;
-    if (rc != MDB_NOTFOUND) {
-        ret = store_mdb_err(rc);
-        goto fail;
-    }
+    return ret;
+}
 
-    ret = table_init(&c->access, entries(r, DB_ACCESS));
+static int build_access(policy_reader_t *r, cache_t *c)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc;
+    free(c->access.slot);
+    int ret = table_init(&c->access, entries(r, DB_ACCESS));
     if (!ret)
         ret = store_mdb_err(mdb_cursor_open(r->txn, r->e->dbi[DB_ACCESS], &cur));
     if (ret)
-        goto fail;
+        return ret;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const char *key = arena_strndup(&c->arena, k.mv_data, k.mv_size);
@@ -310,6 +428,49 @@ static int build(policy_reader_t *r, cache_t **out)
                               v.mv_size == 1 && *(const char *)v.mv_data == '1')
                   : -ENOMEM;
         if (ret)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return ret ? ret : rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc);
+}
+
+static int build(policy_reader_t *r, cache_t **out)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc, ret;
+    cache_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    uint32_t ver;
+    ret = store_check_version(r->e, r->txn, &ver);
+    if (ret)
+        goto fail;
+    c->counter = meta_u64(r, "change_counter");
+    ret = store_get_rec(r->e, r->txn, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings,
+                        &c->settings);
+    if (ret == FG_ENOTFOUND) {
+        settings_defaults(&c->settings);
+        ret = 0;
+    }
+    if (ret)
+        goto fail;
+
+    size_t np = entries(r, DB_PARTNERS), nd = entries(r, DB_PARTNER_DOMAINS);
+    c->cap_partners = np + 16;
+    c->partners = malloc(c->cap_partners * sizeof(*c->partners));
+    c->lists = malloc(c->cap_partners * sizeof(*c->lists));
+    ret = c->partners && c->lists ? table_init(&c->domains, nd) : -ENOMEM;
+    if (!ret)
+        ret = store_mdb_err(mdb_cursor_open(r->txn, r->e->dbi[DB_PARTNERS], &cur));
+    if (ret)
+        goto fail;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        ret = schema_decode(&schema_partner, v.mv_data, v.mv_size, &r->scratch);
+        if (!ret)
+            ret = add_partner(c, &r->scratch);
+        if (ret)
             goto fail;
     }
     mdb_cursor_close(cur);
@@ -318,12 +479,113 @@ static int build(policy_reader_t *r, cache_t **out)
         ret = store_mdb_err(rc);
         goto fail;
     }
+    ret = build_hosted(r, c);
+    if (!ret)
+        ret = build_access(r, c);
+    if (ret)
+        goto fail;
     *out = c;
     return 0;
 fail:
     if (cur)
         mdb_cursor_close(cur);
     cache_free(c);
+    return ret;
+}
+
+/*
+ * Applies the change log between the cache's counter and the snapshot's to the cache in place.
+ * 0 patched; 1 when the changes cannot be patched (settings changed, a big import, the log was
+ * trimmed past us, a table is full): the caller rebuilds; <0 error (cache left half patched).
+ */
+#define PATCH_MAX 2048
+
+static int patch(policy_reader_t *r, cache_t *c, uint64_t counter)
+{
+    uint64_t low = meta_u64(r, "changes_floor");
+    if (low && c->counter + 1 < low)
+        return 1;
+    if (c->dead > 1024 && c->dead * 2 > c->npartners)
+        return 1; /* mostly holes: compact by rebuilding */
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    uint8_t from[8];
+    store_be64(from, c->counter + 1);
+    k.mv_size = 8;
+    k.mv_data = from;
+    int ret = store_mdb_err(mdb_cursor_open(r->txn, r->e->dbi[DB_CHANGES], &cur));
+    if (ret)
+        return ret;
+    /* pass 1: classify; pass 2 (partners): remove every changed key, then add back */
+    size_t nchanges = 0;
+    bool hosted = false, access = false;
+    int rc;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 9)
+            goto rebuild;
+        const uint8_t *b = k.mv_data;
+        if (store_rd_be64(b) > counter)
+            break;
+        if (++nchanges > PATCH_MAX || b[8] == STORE_CHANGE_FULL || b[8] == DB_SETTINGS)
+            goto rebuild;
+        hosted |= b[8] == DB_HOSTED;
+        access |= b[8] == DB_ACCESS;
+        if (b[8] == DB_PARTNERS) {
+            char key[DOMAIN_BUF];
+            if (k.mv_size - 9 >= sizeof(key))
+                goto rebuild;
+            memcpy(key, b + 9, k.mv_size - 9);
+            key[k.mv_size - 9] = '\0';
+            remove_partner(c, key);
+        }
+    }
+    if (rc && rc != MDB_NOTFOUND) {
+        ret = store_mdb_err(rc);
+        goto out;
+    }
+    k.mv_size = 8; /* pass 1 moved k: start again from the first sequence */
+    k.mv_data = from;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *b = k.mv_data;
+        if (store_rd_be64(b) > counter)
+            break;
+        if (b[8] != DB_PARTNERS)
+            continue;
+        char key[DOMAIN_BUF];
+        memcpy(key, b + 9, k.mv_size - 9);
+        key[k.mv_size - 9] = '\0';
+        if (strcmp(key, STORE_DEFAULT_KEY) == 0 ? c->has_def
+                                                : table_get(&c->domains, key, strlen(key)) != NULL)
+            continue; /* the same key twice in the log: already added back */
+        ret = store_get_rec(r->e, r->txn, DB_PARTNERS, key, &schema_partner, &r->scratch);
+        if (ret == FG_ENOTFOUND)
+            continue; /* removed */
+        if (!ret)
+            ret = add_partner(c, &r->scratch);
+        if (ret == FG_ELIMIT)
+            goto rebuild;
+        if (ret)
+            goto out;
+    }
+    if (rc && rc != MDB_NOTFOUND) {
+        ret = store_mdb_err(rc);
+        goto out;
+    }
+    if (hosted)
+        ret = build_hosted(r, c);
+    if (!ret && access)
+        ret = build_access(r, c);
+    if (ret == FG_ELIMIT)
+        goto rebuild;
+    if (!ret)
+        c->counter = counter;
+    goto out;
+rebuild:
+    ret = 1;
+out:
+    mdb_cursor_close(cur);
     return ret;
 }
 
@@ -370,19 +632,41 @@ int policy_reader_refresh(policy_reader_t *r)
     if (ret)
         return ret;
     uint64_t id = mdb_txn_id(r->txn);
-    if (id == r->gen) {
+    if (id == r->gen && !r->dirty) {
         mdb_txn_reset(r->txn);
         return 0;
     }
-    cache_t *c = NULL;
-    ret = build(r, &c);
-    mdb_txn_reset(r->txn);
+    uint32_t ver;
+    uint64_t counter = meta_u64(r, "change_counter");
+    ret = store_check_version(r->e, r->txn, &ver);
     if (ret)
-        return ret;
-    cache_free(r->cache);
-    r->cache = c;
+        goto out;
+    if (counter == r->cache->counter && !r->dirty) {
+        /* a commit that touched no policy (control panel sessions): nothing to redo */
+        r->gen = id;
+        goto out;
+    }
+    /* Small changes patch the cache in place; anything else rebuilds it from the snapshot. */
+    ret = r->dirty ? 1 : patch(r, r->cache, counter);
+    if (ret == 0) {
+        r->patches++;
+        ret = 1;
+    } else {
+        r->rebuilds++;
+        cache_t *c = NULL;
+        r->dirty = ret < 0;
+        ret = build(r, &c);
+        if (ret)
+            goto out;
+        cache_free(r->cache);
+        r->cache = c;
+        r->dirty = false;
+        ret = 1;
+    }
     r->gen = id;
-    return 1;
+out:
+    mdb_txn_reset(r->txn);
+    return ret;
 }
 
 uint64_t policy_reader_generation(const policy_reader_t *r)
@@ -409,7 +693,7 @@ const policy_partner_t *policy_lookup_default(const policy_reader_t *r)
 
 const policy_hosted_t *policy_lookup_hosted(const policy_reader_t *r, const char *domain)
 {
-    const slot_t *s = table_get(&r->cache->hosted_t_, domain, strlen(domain));
+    const slot_t *s = table_get(&r->cache->hosted_tab, domain, strlen(domain));
     return s ? &r->cache->hosted[s->val] : NULL;
 }
 
@@ -436,12 +720,19 @@ void policy_reader_stats(const policy_reader_t *r, size_t *partners, size_t *dom
                          size_t *hosted, size_t *cache_bytes)
 {
     const cache_t *c = r->cache;
-    *partners = c->npartners;
+    *partners = c->npartners - c->dead;
     *domains = c->domains.n;
     *hosted = c->nhosted;
-    *cache_bytes = sizeof(*c) + c->arena.bytes + c->npartners * sizeof(*c->partners) +
+    *cache_bytes = sizeof(*c) + c->arena.bytes +
+                   c->cap_partners * (sizeof(*c->partners) + sizeof(*c->lists)) +
                    c->domains.cap * sizeof(slot_t) + c->nhosted * sizeof(*c->hosted) +
-                   c->hosted_t_.cap * sizeof(slot_t) + c->access.cap * sizeof(slot_t);
+                   c->hosted_tab.cap * sizeof(slot_t) + c->access.cap * sizeof(slot_t);
+}
+
+void policy_reader_counts(const policy_reader_t *r, uint64_t *rebuilds, uint64_t *patches)
+{
+    *rebuilds = r->rebuilds;
+    *patches = r->patches;
 }
 
 int policy_lookup_uncached(policy_reader_t *r, const char *domain, partner_t *out)

@@ -812,6 +812,145 @@ static void test_reader(void **state)
     policy_reader_close(r);
 }
 
+/* The reader patches its cache from the change log; after any mix of changes it must answer
+   exactly as a reader that built its cache from scratch. */
+static void compare_readers(policy_reader_t *a, policy_reader_t *b, int step)
+{
+    char d[64];
+    for (int i = 0; i < 40; i++) {
+        for (int sub = 0; sub < 2; sub++) {
+            snprintf(d, sizeof(d), "%sp%02d.example", sub ? "x." : "", i);
+            const policy_partner_t *pa = policy_lookup(a, d), *pb = policy_lookup(b, d);
+            if ((pa == NULL) != (pb == NULL))
+                fail_msg("step %d: %s: patched %s, rebuilt %s", step, d, pa ? "found" : "absent",
+                         pb ? "found" : "absent");
+            if (pa) {
+                assert_string_equal(pa->domain, pb->domain);
+                assert_int_equal(pa->revision, pb->revision);
+                assert_int_equal(pa->rules.type, pb->rules.type);
+                assert_int_equal(pa->connection_limit, pb->connection_limit);
+            }
+        }
+        snprintf(d, sizeof(d), "h%02d.example", i);
+        assert_int_equal(policy_lookup_hosted(a, d) != NULL, policy_lookup_hosted(b, d) != NULL);
+        snprintf(d, sizeof(d), "u@h%02d.example", i);
+        assert_int_equal(policy_access(a, d), policy_access(b, d));
+    }
+    assert_int_equal(policy_lookup_default(a) != NULL, policy_lookup_default(b) != NULL);
+    size_t n1, d1, h1, b1, n2, d2, h2, b2;
+    policy_reader_stats(a, &n1, &d1, &h1, &b1);
+    policy_reader_stats(b, &n2, &d2, &h2, &b2);
+    assert_int_equal(n1, n2);
+    assert_int_equal(d1, d2);
+    assert_int_equal(h1, h2);
+}
+
+static void test_reader_patch_matches_rebuild(void **state)
+{
+    fx_t *fx = *state;
+    policy_reader_t *a;
+    assert_int_equal(policy_reader_open(fx->dir, &a), 0);
+    uint64_t x = 12345;
+    char d[64], d2[64];
+    for (int step = 0; step < 400; step++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int i = (int)(x % 40), j = (int)((x >> 8) % 40), op = (int)((x >> 16) % 8);
+        snprintf(d, sizeof(d), "p%02d.example", i);
+        ctx_reset(fx);
+        partner_t p;
+        switch (op) {
+        case 0:
+        case 1: /* create, maybe with an additional domain */
+            snprintf(d2, sizeof(d2), "x.p%02d.example", j);
+            new_partner(fx, d, op ? d2 : NULL);
+            break;
+        case 2: /* move an additional domain: drop it from its owner, give it to p_i */
+            if (store_partner_get(fx->s, d, &p) == 0) {
+                snprintf(d2, sizeof(d2), "x.p%02d.example", j);
+                partner_t owner;
+                if (store_partner_find(fx->s, d2, &owner) == 0 && strcmp(owner.domain, d) != 0) {
+                    partner_remove_domain(&owner, d2);
+                    ctx_reset(fx);
+                    store_partner_update(fx->s, &fx->ctx, &owner, STORE_ANY_REV, &fx->rep);
+                }
+                if (partner_add_domain(&p, d2) == 0) {
+                    ctx_reset(fx);
+                    store_partner_update(fx->s, &fx->ctx, &p, STORE_ANY_REV, &fx->rep);
+                }
+            }
+            break;
+        case 3:
+            store_partner_remove(fx->s, &fx->ctx, d, STORE_ANY_REV, &fx->rep);
+            break;
+        case 4: { /* change a field */
+            if (store_partner_get(fx->s, d, &p) == 0) {
+                p.type = (partner_type_t)((p.type + 1) % 3);
+                store_partner_update(fx->s, &fx->ctx, &p, p.revision, &fx->rep);
+            }
+            break;
+        }
+        case 5: { /* hosted domain put or remove */
+            hosted_t h;
+            hosted_defaults(&h);
+            snprintf(h.domain, sizeof(h.domain), "h%02d.example", i);
+            strcpy(h.secret, "secret");
+            if (store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep) ==
+                FG_ECONFLICT) {
+                ctx_reset(fx);
+                store_hosted_remove(fx->s, &fx->ctx, h.domain, &fx->rep);
+            }
+            break;
+        }
+        case 6:
+            snprintf(d2, sizeof(d2), "domain:h%02d.example", j);
+            store_access_set(fx->s, &fx->ctx, d2, (x >> 30) & 1, &fx->rep);
+            break;
+        case 7:
+            if (step % 5 == 0) { /* settings change: the reader rebuilds */
+                settings_t st;
+                store_settings_get(fx->s, &st);
+                st.partner_connection_limit = 10 + (uint32_t)(x % 50);
+                st.unknown_domains = (settings_unknown_t)((x >> 3) & 1);
+                st.dialback_passphrase[0] = '\0';
+                store_settings_update(fx->s, &fx->ctx, &st, STORE_ANY_REV, &fx->rep);
+            } else {
+                partner_t def;
+                partner_defaults(&def);
+                strcpy(def.domain, "*");
+                if (store_partner_create(fx->s, &fx->ctx, &def, &fx->rep) == FG_ECONFLICT) {
+                    ctx_reset(fx);
+                    store_partner_remove(fx->s, &fx->ctx, "*", STORE_ANY_REV, &fx->rep);
+                }
+            }
+            break;
+        }
+        if (step % 3 == 0 || step == 399) {
+            assert_true(policy_reader_refresh(a) >= 0);
+            policy_reader_t *b;
+            assert_int_equal(policy_reader_open(fx->dir, &b), 0);
+            compare_readers(a, b, step);
+            policy_reader_close(b);
+        }
+    }
+    /* a commit outside the policy (control panel session) does not invalidate the cache */
+    store_txn_t *t;
+    assert_int_equal(store_txn_begin(fx->s, true, &t), 0);
+    assert_int_equal(store_kv_put(t, STORE_DB_SESSIONS, "s", 1, "v", 1), 0);
+    assert_int_equal(store_txn_commit(t), 0);
+    uint64_t g = policy_reader_generation(a);
+    assert_int_equal(policy_reader_refresh(a), 0);
+    assert_true(policy_reader_generation(a) > g);
+    uint64_t rebuilds, patches;
+    policy_reader_counts(a, &rebuilds, &patches);
+    print_message("reader: %llu patched refreshes, %llu rebuilds\n", (unsigned long long)patches,
+                  (unsigned long long)rebuilds);
+    assert_true(patches > 50);
+    assert_true(rebuilds > 0);
+    policy_reader_close(a);
+}
+
 static void test_readonly_open(void **state)
 {
     fx_t *fx = *state;
@@ -843,6 +982,7 @@ int main(void)
         T(test_corrupt_store),
         T(test_newer_schema_refused),
         T(test_reader),
+        T(test_reader_patch_matches_rebuild),
         T(test_readonly_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
