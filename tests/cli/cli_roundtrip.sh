@@ -55,12 +55,25 @@ expect 0 import "$T/one.json"
 expect 0 partner get fabrikam.com
 out_has 'research.fabrikam2.com'
 
-# --replace removes what the file lacks.
+# --replace makes the store equal to a whole export: what the file lacks is removed.
+S=$T/z
+new_store
+expect 0 import "$T/a.json"
+expect 0 partner remove fabrikam.com
+expect 0 partner remove contoso.com
+expect 0 domain remove relay.example.net
+"$ADMIN" --store "$S" export --secrets -o "$T/z.json"
 S=$A
+expect 0 import --replace "$T/z.json"
+"$ADMIN" --store "$A" export --secrets -o "$T/a3.json"
+strip "$T/a3.json"; strip "$T/z.json"
+same_file "$T/z.json.s" "$T/a3.json.s" "import --replace did not make the store equal to the file"
+# A fragment (a get --json) would empty the sections it lacks: refused, nothing changed.
 "$ADMIN" --store "$A" partner get gmail.com --json >"$T/only.json"
-expect 0 import --replace "$T/only.json"
-expect 0 partner get
-out_has gmail.com
-out_lacks fabrikam.com
+expect 2 import --replace "$T/only.json"
+err_has 'whole export'
+"$ADMIN" --store "$A" export --secrets -o "$T/a4.json"
+cmp -s "$T/a3.json" "$T/a4.json" && ok || fail "refused --replace changed the store"
+printf 'Identity,Domain\na.example,a.example\n' >"$T/imp.csv"
 expect 2 import --replace "$T/imp.csv"
 finish
