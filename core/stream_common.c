@@ -271,7 +271,8 @@ void st_fail_app(stream_t *s, const char *condition, const char *text, const cha
         const char *ns = s->kind == STREAM_COMPONENT ? STANZA_NS_COMPONENT : STANZA_NS_SERVER;
         if (s->id[0] == '\0')
             st_new_id(s);
-        st_write_header(s, from, s->kind == STREAM_IN ? s->remote : NULL, !s->legacy, false, ns);
+        st_write_header(s, from, s->kind == STREAM_IN ? s->remote : NULL,
+                        !s->legacy && s->kind == STREAM_IN, false, ns);
     }
     uint32_t m;
     st_send_begin(s, &m);
@@ -664,8 +665,8 @@ static uint64_t next_deadline(const stream_t *s)
     } while (0)
     if (s->state == STREAM_S_CLOSED || s->state == STREAM_S_CONNECTING)
         return 0;
-    if (s->close_deadline)
-        CONSIDER(s->close_deadline);
+    if (s->state == STREAM_S_CLOSING)
+        return s->close_deadline;
     if (!s->established && l->establishment_timeout_s)
         CONSIDER(s->created + (uint64_t)l->establishment_timeout_s * 1000);
     if (l->inactivity_timeout_s)
@@ -875,8 +876,10 @@ void stream_tick(stream_t *s, uint64_t now_ms)
     s->armed = 0;
     if (s->state == STREAM_S_CLOSED || s->state == STREAM_S_CONNECTING)
         goto out;
-    if (s->close_deadline && s->now >= s->close_deadline) {
-        st_close_now(s, NULL, "close-timeout");
+    if (s->state == STREAM_S_CLOSING) {
+        /* Only the wait for the peer's closing tag is left. */
+        if (s->now >= s->close_deadline)
+            st_close_now(s, NULL, "close-timeout");
         goto out;
     }
     if (!s->established && l->establishment_timeout_s &&

@@ -813,7 +813,12 @@ static void do_time(run_t *r, char *p)
     uint64_t ms = strcmp(end, "ms") == 0 ? v : v * 1000;
     uint64_t target = r->now + ms;
     /* Fire the armed timer as often as it comes due within the interval, like a real loop. */
-    while (r->armed && r->armed <= target && stream_state(r->s) != STREAM_S_CLOSED) {
+    for (int guard = 0; r->armed && r->armed <= target && stream_state(r->s) != STREAM_S_CLOSED;
+         guard++) {
+        if (guard > 10000) {
+            fail(r, "timer re-armed in the past forever");
+            return;
+        }
         if (r->armed > r->now)
             r->now = r->armed;
         r->armed = 0;
