@@ -44,6 +44,16 @@ struct xml_parser {
     uint64_t boundary;     /* end of the last thing that completed outside a stanza */
     uint64_t pause_end;    /* end of the event the handler paused at */
     size_t held;           /* bytes expat still holds after a pause */
+
+    /* Raw bytes of the stanza being parsed. The slice expat is working on is the caller's memory;
+       what an unfinished stanza (or start tag) needs from earlier slices is copied to `raw`, which
+       holds stream bytes [raw_base, raw_base + raw.len). */
+    const char *slice;
+    uint64_t slice_base;
+    buf_t raw;
+    uint64_t raw_base;
+    bool hdr_std_db, hdr_std_stream; /* the header binds db: and stream: the standard way */
+    bool portable;                   /* no prefix of the open stanza comes from the header */
     bool paused;
     bool closed;
 
@@ -237,6 +247,81 @@ static bool check_stanza_size(xml_parser_t *p, uint64_t end)
     return false;
 }
 
+/* ---- raw bytes ---- */
+
+/* Where the bytes still needed start: the open stanza, or the end of the last complete event
+   (an unfinished start tag lies after it). */
+static uint64_t keep_from(const xml_parser_t *p)
+{
+    return p->depth >= 2 ? p->stanza_start : p->boundary;
+}
+
+/* After expat consumed the slice up to stream offset `upto`: keep in `raw` exactly the bytes from
+   keep_from() to upto. 0 or the buffer's error. */
+static int raw_keep(xml_parser_t *p, uint64_t upto)
+{
+    uint64_t from = keep_from(p);
+    uint64_t have_end = p->raw_base + p->raw.len;
+    if (from >= upto) {
+        buf_reset(&p->raw);
+        p->raw_base = upto;
+        return 0;
+    }
+    if (from >= have_end || from < p->raw_base) {
+        /* Nothing kept is needed any more: start over inside the slice. */
+        buf_reset(&p->raw);
+        p->raw_base = from;
+        have_end = from;
+    } else if (from > p->raw_base) {
+        buf_consume(&p->raw, (size_t)(from - p->raw_base));
+        p->raw_base = from;
+    }
+    if (upto <= have_end)
+        return 0;
+    size_t cap = p->raw.cap;
+    int ret = buf_append(&p->raw, p->slice + (have_end - p->slice_base), (size_t)(upto - have_end));
+    if (p->raw.cap != cap)
+        p->mallocs++;
+    return ret;
+}
+
+/* The raw bytes [start, end) of a stanza that ends inside the current slice. */
+static const char *raw_stanza(xml_parser_t *p, uint64_t start, uint64_t end)
+{
+    if (start >= p->slice_base)
+        return p->slice + (start - p->slice_base);
+    /* It began in an earlier slice, whose bytes from `start` on are in `raw`: complete it there. */
+    uint64_t have_end = p->raw_base + p->raw.len;
+    if (start < p->raw_base || have_end < p->slice_base)
+        return NULL;
+    if (end > have_end) {
+        size_t cap = p->raw.cap;
+        int ret =
+            buf_append(&p->raw, p->slice + (have_end - p->slice_base), (size_t)(end - have_end));
+        if (p->raw.cap != cap)
+            p->mallocs++;
+        if (ret < 0)
+            return NULL;
+    }
+    return (const char *)p->raw.data + (start - p->raw_base);
+}
+
+/* Whether a prefix used inside the open stanza is bound inside it (or is a standard one). */
+static bool prefix_local(const xml_parser_t *p, const stanza_t *e, const char *prefix)
+{
+    if (!prefix || strcmp(prefix, "xml") == 0)
+        return true;
+    for (; e; e = e->parent)
+        for (uint16_t i = 0; i < e->ndecls; i++)
+            if (e->decls[i].prefix && strcmp(e->decls[i].prefix, prefix) == 0)
+                return true;
+    if (strcmp(prefix, "db") == 0)
+        return p->hdr_std_db;
+    if (strcmp(prefix, "stream") == 0)
+        return p->hdr_std_stream;
+    return false;
+}
+
 /* ---- events ---- */
 
 static bool inactive(const xml_parser_t *p)
@@ -244,11 +329,9 @@ static bool inactive(const xml_parser_t *p)
     return p->reason || p->paused;
 }
 
-static void emit(xml_parser_t *p, xml_event_type_t type, const stanza_t *el, size_t bytes,
-                 uint64_t end)
+static void emit(xml_parser_t *p, xml_event_t *ev, uint64_t end)
 {
-    xml_event_t ev = {.type = type, .el = el, .bytes = bytes};
-    if (p->handler(p->ctx, &ev) == XML_CB_STOP && !p->paused) {
+    if (p->handler(p->ctx, ev) == XML_CB_STOP && !p->paused) {
         p->paused = true;
         p->pause_end = end;
         XML_StopParser(p->x, XML_TRUE);
@@ -441,11 +524,25 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         p->header = e;
         p->header_mark = stanza_arena_mark(p->arena);
         p->boundary = end;
-        emit(p, XML_EV_STREAM_OPEN, e, (size_t)XML_GetCurrentByteCount(p->x), end);
+        const char *db = stanza_decl(e, "db"), *st = stanza_decl(e, "stream");
+        p->hdr_std_db = !db || strcmp(db, STANZA_NS_DIALBACK) == 0;
+        p->hdr_std_stream = !st || strcmp(st, STANZA_NS_STREAM) == 0;
+        xml_event_t ev = {
+            .type = XML_EV_STREAM_OPEN, .el = e, .bytes = (size_t)XML_GetCurrentByteCount(p->x)};
+        emit(p, &ev, end);
         return;
     }
-    if (level >= 2) {
+    if (level == 1)
+        p->portable = true;
+    if (level >= 2)
         e->parent = p->cur;
+    if (p->portable) {
+        bool ok = prefix_local(p, e, e->prefix);
+        for (uint16_t i = 0; ok && i < e->nattrs; i++)
+            ok = prefix_local(p, e, e->attrs[i].prefix);
+        p->portable = ok;
+    }
+    if (level >= 2) {
         if (p->cur->last)
             p->cur->last->next = e;
         else
@@ -476,7 +573,9 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
     if (p->depth == 0) {
         p->closed = true;
         p->boundary = end;
-        emit(p, XML_EV_STREAM_CLOSE, NULL, (size_t)XML_GetCurrentByteCount(p->x), end);
+        xml_event_t ev = {.type = XML_EV_STREAM_CLOSE,
+                          .bytes = (size_t)XML_GetCurrentByteCount(p->x)};
+        emit(p, &ev, end);
         return;
     }
     if (!check_stanza_size(p, end) || !flush_text(p))
@@ -489,7 +588,18 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
     p->cur = NULL;
     p->boundary = end;
     p->stanzas++;
-    emit(p, XML_EV_STANZA, st, (size_t)(end - p->stanza_start), end);
+    const char *raw = raw_stanza(p, p->stanza_start, end);
+    if (!raw) {
+        fail(p, XML_REASON_NOMEM, "no room for the raw stanza");
+        return;
+    }
+    xml_event_t ev = {.type = XML_EV_STANZA,
+                      .el = st,
+                      .bytes = (size_t)(end - p->stanza_start),
+                      .raw = raw,
+                      .raw_len = (size_t)(end - p->stanza_start),
+                      .raw_portable = p->portable};
+    emit(p, &ev, end);
     /* The stanza was borrowed until the handler returned; its memory serves the next one. */
     stanza_arena_reset_to(p->arena, p->header_mark);
 }
@@ -599,6 +709,12 @@ static void clear_state(xml_parser_t *p)
     p->npd = 0;
     p->fed = p->stanza_start = p->boundary = p->pause_end = 0;
     p->held = 0;
+    buf_reset(&p->raw);
+    p->raw_base = 0;
+    p->slice = NULL;
+    p->slice_base = 0;
+    p->portable = false;
+    p->hdr_std_db = p->hdr_std_stream = true;
     p->paused = false;
     p->closed = false;
     p->reason = XML_REASON_NONE;
@@ -630,6 +746,8 @@ int xml_parser_new(xml_parser_t **out, const stream_limits_t *limits, xml_handle
     if ((ret = stanza_arena_new(&p->arena, arena_max)) < 0)
         goto fail;
     buf_init(&p->text, p->max_buffered);
+    /* An unfinished stanza plus the rest of the slice it ends in. */
+    buf_init(&p->raw, (size_t)p->max_buffered + 2 * FEED_SLICE);
     static const XML_Char sep[] = {NS_SEP, 0};
     xml_parser_t *prev = tl_owner;
     tl_owner = p;
@@ -656,6 +774,7 @@ void xml_parser_free(xml_parser_t *p)
         XML_ParserFree(p->x);
     stanza_arena_free(p->arena);
     buf_free(&p->text);
+    buf_free(&p->raw);
     free(p->pd);
     free(p);
 }
@@ -696,7 +815,7 @@ void xml_stats(const xml_parser_t *p, xml_stats_t *out)
 {
     stanza_arena_stats_t as;
     stanza_arena_stats(p->arena, &as);
-    out->bytes = sizeof(*p) + p->expat_bytes + as.reserved + p->text.cap +
+    out->bytes = sizeof(*p) + p->expat_bytes + as.reserved + p->text.cap + p->raw.cap +
                  sizeof(*p->pd) * (p->max_attrs ? p->max_attrs : 1);
     out->mallocs = p->mallocs + as.mallocs;
     out->stanzas = p->stanzas;
@@ -746,11 +865,15 @@ int xml_feed(xml_parser_t *p, const void *data, size_t len, size_t *consumed)
         }
         base = p->fed - p->held;
         p->paused = false;
+        p->slice = d;
+        p->slice_base = base;
         ret = after_parse(p, XML_ResumeParser(p->x));
         if (ret < 0)
             goto out;
         if (p->paused)
             goto paused;
+        if ((ret = raw_keep(p, p->fed)) < 0)
+            goto raw_failed;
         done = p->held;
         p->held = 0;
     } else {
@@ -758,19 +881,31 @@ int xml_feed(xml_parser_t *p, const void *data, size_t len, size_t *consumed)
     }
     while (done < len) {
         size_t n = len - done < FEED_SLICE ? len - done : FEED_SLICE;
+        p->slice = d + done;
+        p->slice_base = p->fed;
         p->fed += n;
         ret = after_parse(p, XML_Parse(p->x, d + done, (int)n, XML_FALSE));
         if (ret < 0)
             goto out;
         if (p->paused)
             goto paused;
+        if ((ret = raw_keep(p, p->fed)) < 0)
+            goto raw_failed;
         done += n;
     }
     if (consumed)
         *consumed = len;
     ret = 0;
     goto out;
+raw_failed:
+    fail(p, ret == -ENOMEM ? XML_REASON_NOMEM : XML_REASON_STANZA_TOO_BIG,
+         "no room for an unfinished stanza");
+    ret = p->err;
+    goto out;
 paused:
+    /* A pause ends an event outside any stanza: no earlier byte is needed again. */
+    buf_reset(&p->raw);
+    p->raw_base = p->pause_end;
     p->held = (size_t)(p->fed - p->pause_end);
     if (consumed)
         *consumed = (size_t)(p->pause_end - base);

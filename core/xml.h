@@ -56,6 +56,14 @@ typedef struct {
     /* Bytes of input the event covers: the header's start tag, the whole stanza from '<' to the
        final '>', the close tag. */
     size_t bytes;
+    /* STANZA only (else NULL/0): the stanza exactly as received, `bytes` long, borrowed like el.
+       Forwarding these bytes saves serializing the tree. */
+    const char *raw;
+    size_t raw_len;
+    /* STANZA only: true when raw means the same on any stream whose header binds the same default
+       namespace and the standard `db` (jabber:server:dialback) and `stream` prefixes: every other
+       prefix the stanza uses is declared inside it. When false, write el with stanza_write(). */
+    bool raw_portable;
 } xml_event_t;
 
 /* Handler return values. */

@@ -26,6 +26,30 @@ typedef struct {
     int count;
 } rt_t;
 
+static int on_event(void *ctx, const xml_event_t *ev);
+
+/* Parse `len` bytes after the header (with room for the escapes and declarations writing may
+   add); the one stanza must write exactly `want`. */
+static void reparse_check(const void *data, size_t len, const buf_t *want)
+{
+    stream_limits_t lim;
+    stream_limits_default(&lim);
+    lim.max_stanza_bytes_preauth = 1 << 22;
+    lim.max_buffered_bytes = 1 << 22;
+    lim.max_attrs = 4096;
+    rt_t inner = {.phase = 1};
+    buf_init(&inner.second, 1 << 22);
+    xml_parser_t *p;
+    if (xml_parser_new(&p, &lim, on_event, &inner) < 0)
+        abort();
+    if (xml_feed(p, header, sizeof(header) - 1, NULL) < 0 || xml_feed(p, data, len, NULL) < 0 ||
+        inner.count != 1 || inner.second.len != want->len ||
+        memcmp(inner.second.data, want->data, want->len) != 0)
+        abort();
+    xml_parser_free(p);
+    buf_free(&inner.second);
+}
+
 static int on_event(void *ctx, const xml_event_t *ev)
 {
     rt_t *r = ctx;
@@ -52,25 +76,12 @@ static int on_event(void *ctx, const xml_event_t *ev)
         buf_free(&b);
     }
 
-    /* Parse what we wrote, in the same namespace context, with room for the escapes and
-       declarations writing may add. */
-    stream_limits_t lim;
-    stream_limits_default(&lim);
-    lim.max_stanza_bytes_preauth = 1 << 22;
-    lim.max_buffered_bytes = 1 << 22;
-    lim.max_attrs = 4096;
-    rt_t inner = {.phase = 1};
-    buf_init(&inner.second, 1 << 22);
-    xml_parser_t *p;
-    if (xml_parser_new(&p, &lim, on_event, &inner) < 0)
+    /* Parse what we wrote, and the raw bytes as received, in the same namespace context: both
+       must write back the same bytes. */
+    reparse_check(r->first.data, r->first.len, &r->first);
+    if (!ev->raw || ev->raw_len != ev->bytes)
         abort();
-    if (xml_feed(p, header, sizeof(header) - 1, NULL) < 0 ||
-        xml_feed(p, r->first.data, r->first.len, NULL) < 0 || inner.count != 1 ||
-        inner.second.len != r->first.len ||
-        memcmp(inner.second.data, r->first.data, r->first.len) != 0)
-        abort();
-    xml_parser_free(p);
-    buf_free(&inner.second);
+    reparse_check(ev->raw, ev->raw_len, &r->first);
     return XML_CB_CONTINUE;
 }
 

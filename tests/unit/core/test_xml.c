@@ -19,7 +19,45 @@ typedef struct {
     buf_t log;
     int stop_at; /* 1-based event number whose handler returns XML_CB_STOP; 0 = never */
     int events;
+    const char *doc; /* when set: every stanza's raw bytes must be a piece of it */
+    size_t doc_len;
+    buf_t hdr; /* the header as written back, to reparse raw stanzas under it */
 } rec_t;
+
+static int first_stanza(void *ctx, const xml_event_t *ev)
+{
+    buf_t *out = ctx;
+    if (ev->type == XML_EV_STANZA)
+        assert_int_equal(stanza_write(out, ev->el, &stanza_scope_s2s), 0);
+    return XML_CB_CONTINUE;
+}
+
+/* The raw bytes of a stanza are a piece of the input and parse to the same tree. */
+static void check_raw(rec_t *r, const xml_event_t *ev)
+{
+    assert_non_null(ev->raw);
+    assert_int_equal(ev->raw_len, ev->bytes);
+    assert_int_equal(ev->raw[0], '<');
+    assert_int_equal(ev->raw[ev->raw_len - 1], '>');
+    if (r->doc)
+        assert_non_null(memmem(r->doc, r->doc_len, ev->raw, ev->raw_len));
+    buf_t want, got;
+    buf_init(&want, 1 << 20);
+    buf_init(&got, 1 << 20);
+    assert_int_equal(stanza_write(&want, ev->el, &stanza_scope_s2s), 0);
+    stream_limits_t lim;
+    stream_limits_default(&lim);
+    lim.max_stanza_bytes_preauth = lim.max_stanza_bytes;
+    xml_parser_t *p;
+    assert_int_equal(xml_parser_new(&p, &lim, first_stanza, &got), 0);
+    assert_int_equal(xml_feed(p, r->hdr.data, r->hdr.len, NULL), 0);
+    assert_int_equal(xml_feed(p, ev->raw, ev->raw_len, NULL), 0);
+    assert_int_equal(got.len, want.len);
+    assert_memory_equal(got.data, want.data, want.len);
+    xml_parser_free(p);
+    buf_free(&want);
+    buf_free(&got);
+}
 
 static void log_str(rec_t *r, const char *s)
 {
@@ -34,8 +72,11 @@ static int rec_handler(void *ctx, const xml_event_t *ev)
     case XML_EV_STREAM_OPEN:
         log_str(r, "OPEN ");
         assert_int_equal(stanza_write_open(&r->log, ev->el, NULL), 0);
+        buf_reset(&r->hdr);
+        assert_int_equal(stanza_write_open(&r->hdr, ev->el, NULL), 0);
         break;
     case XML_EV_STANZA:
+        check_raw(r, ev);
         log_str(r, "STANZA ");
         assert_int_equal(stanza_write(&r->log, ev->el, &stanza_scope_s2s), 0);
         break;
@@ -58,8 +99,9 @@ static void limits_for_test(stream_limits_t *l)
 static char *run_chunked(const char *doc, size_t len, size_t chunk, const stream_limits_t *lim,
                          uint32_t max_stanza)
 {
-    rec_t r = {0};
+    rec_t r = {.doc = doc, .doc_len = len};
     buf_init(&r.log, 1 << 22);
+    buf_init(&r.hdr, 1 << 16);
     xml_parser_t *p = NULL;
     assert_int_equal(xml_parser_new(&p, lim, rec_handler, &r), 0);
     if (max_stanza)
@@ -80,6 +122,7 @@ static char *run_chunked(const char *doc, size_t len, size_t chunk, const stream
         assert_int_equal(xml_feed(p, "<a/>", 4, NULL), ret);
     }
     xml_parser_free(p);
+    buf_free(&r.hdr);
     assert_int_equal(buf_append(&r.log, "", 1), 0);
     return (char *)r.log.data;
 }
@@ -410,6 +453,7 @@ static void test_pause_and_continue(void **state)
     for (int stop = 1; stop <= 4; stop++) {
         rec_t r = {.stop_at = stop};
         buf_init(&r.log, 1 << 16);
+        buf_init(&r.hdr, 1 << 16);
         xml_parser_t *p;
         assert_int_equal(xml_parser_new(&p, &lim, rec_handler, &r), 0);
         size_t used = 0;
@@ -423,6 +467,7 @@ static void test_pause_and_continue(void **state)
         assert_string_equal((char *)r.log.data, want);
         xml_parser_free(p);
         buf_free(&r.log);
+        buf_free(&r.hdr);
     }
     free(want);
 }
@@ -434,6 +479,7 @@ static void test_pause_then_restart(void **state)
     limits_for_test(&lim);
     rec_t r = {.stop_at = 2};
     buf_init(&r.log, 1 << 16);
+    buf_init(&r.hdr, 1 << 16);
     xml_parser_t *p;
     assert_int_equal(xml_parser_new(&p, &lim, rec_handler, &r), 0);
     const char *doc = HDR "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>" HDR "<x/>";
@@ -450,6 +496,7 @@ static void test_pause_then_restart(void **state)
                         "STANZA <x/>\n");
     xml_parser_free(p);
     buf_free(&r.log);
+    buf_free(&r.hdr);
 }
 
 static const stanza_t *g_kept;
@@ -484,6 +531,51 @@ static void test_paused_stanza_stays_valid(void **state)
     xml_parser_free(p);
 }
 
+static int portable_handler(void *ctx, const xml_event_t *ev)
+{
+    if (ev->type == XML_EV_STANZA) {
+        buf_t *b = ctx;
+        assert_int_equal(buf_append_str(b, ev->raw_portable ? "P" : "N"), 0);
+    }
+    return XML_CB_CONTINUE;
+}
+
+static void test_raw_portable(void **state)
+{
+    stream_limits_t lim;
+    limits_for_test(&lim);
+    buf_t flags;
+    buf_init(&flags, 64);
+    xml_parser_t *p;
+    assert_int_equal(xml_parser_new(&p, &lim, portable_handler, &flags), 0);
+    const char *doc =
+        "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+        "xmlns:db='jabber:server:dialback' xmlns:q='urn:q'>"
+        "<message><body>x</body></message>"                   /* P: default namespace only */
+        "<db:result from='a' to='b'>k</db:result>"            /* P: standard db prefix */
+        "<message xml:lang='en'><x xmlns='urn:x'/></message>" /* P */
+        "<message><p:x xmlns:p='urn:p' p:a='1'/></message>"   /* P: declared inside */
+        "<message><q:x/></message>"                           /* N: q from the header */
+        "<message q:a='1'/>"                                  /* N: attribute prefix */
+        "<stream:features/>";                                 /* P */
+    assert_int_equal(xml_feed(p, doc, strlen(doc), NULL), 0);
+    assert_int_equal(buf_append(&flags, "", 1), 0);
+    assert_string_equal((char *)flags.data, "PPPPNNP");
+    xml_parser_free(p);
+
+    /* A header that binds db: to something else makes db: stanzas non-portable. */
+    buf_reset(&flags);
+    assert_int_equal(xml_parser_new(&p, &lim, portable_handler, &flags), 0);
+    const char *odd = "<stream:stream xmlns='jabber:server' "
+                      "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='urn:other'>"
+                      "<db:result/><message/>";
+    assert_int_equal(xml_feed(p, odd, strlen(odd), NULL), 0);
+    assert_int_equal(buf_append(&flags, "", 1), 0);
+    assert_string_equal((char *)flags.data, "NP");
+    xml_parser_free(p);
+    buf_free(&flags);
+}
+
 static int count_handler(void *ctx, const xml_event_t *ev)
 {
     (*(int *)ctx)++;
@@ -503,8 +595,11 @@ static void test_no_allocation_after_warmup(void **state)
                       "<request xmlns='urn:xmpp:receipts'/>"
                       "<origin-id xmlns='urn:xmpp:sid:0' id='abc'/></message>";
     assert_int_equal(xml_feed(p, HDR, strlen(HDR), NULL), 0);
-    for (int i = 0; i < 50; i++)
+    for (int i = 0; i < 25; i++) {
         assert_int_equal(xml_feed(p, msg, strlen(msg), NULL), 0);
+        assert_int_equal(xml_feed(p, msg, 100, NULL), 0);
+        assert_int_equal(xml_feed(p, msg + 100, strlen(msg) - 100, NULL), 0);
+    }
     xml_stats_t before, after;
     xml_stats(p, &before);
     for (int i = 0; i < 1000; i++) {
@@ -548,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_pause_and_continue),
         cmocka_unit_test(test_pause_then_restart),
         cmocka_unit_test(test_paused_stanza_stays_valid),
+        cmocka_unit_test(test_raw_portable),
         cmocka_unit_test(test_no_allocation_after_warmup),
         cmocka_unit_test(test_close_and_errors_text),
     };
