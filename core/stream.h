@@ -229,6 +229,9 @@ int stream_send(stream_t *s, const char *from, const char *to, const void *data,
 
 /* OUT: the TCP (or direct TLS) connection is up: the engine sends its header. */
 int stream_out_connected(stream_t *s, uint64_t now_ms);
+/* OUT: the endpoint about to be tried is (or is not) XEP-0368 direct TLS — known only once DNS
+   answered, after the stream was made. Only before stream_out_connected(). 0 or FG_EPROTO. */
+int stream_out_set_direct_tls(stream_t *s, bool direct_tls);
 /* OUT: no connection could be made: every queued stanza is bounced with remote-server-not-found
    (dns_failed) or remote-server-timeout, and the stream is CLOSED. */
 void stream_out_connect_failed(stream_t *s, bool dns_failed);

@@ -540,6 +540,14 @@ int stream_out_connected(stream_t *s, uint64_t now_ms)
     return rc;
 }
 
+int stream_out_set_direct_tls(stream_t *s, bool direct_tls)
+{
+    if (s->kind != STREAM_OUT || s->state != STREAM_S_CONNECTING)
+        return FG_EPROTO;
+    s->cfg.direct_tls = direct_tls;
+    return 0;
+}
+
 void stream_out_connect_failed(stream_t *s, bool dns_failed)
 {
     if (s->kind != STREAM_OUT || s->state == STREAM_S_CLOSED)

@@ -412,10 +412,12 @@ void gw_sess_drain(gw_sess_t *s)
     while (stream_next_action(s->st, &a)) {
         switch (a.type) {
         case STREAM_ACT_SEND:
-            sess_write(s, a.data, a.len);
+            if (!s->swallow)
+                sess_write(s, a.data, a.len);
             break;
         case STREAM_ACT_START_TLS:
-            start_tls(s, &a);
+            if (!s->tls)
+                start_tls(s, &a);
             break;
         case STREAM_ACT_NEED_POLICY:
             answer_policy(s, a.domain);
@@ -504,6 +506,41 @@ static void tls_fail(gw_sess_t *s, const char *what)
         conn_abort(s->conn);
 }
 
+/*
+ * XEP-0368 inbound: the engine knows TLS only as the outcome of STARTTLS, and RFC 6120 §5.4.3.3
+ * has it forget everything from before TLS. So a direct-TLS stream is replayed to it as the
+ * pre-TLS exchange it would have had — a header to the SNI name and <starttls/> — with its answers
+ * discarded; from then on it is an ordinary stream after STARTTLS.
+ */
+static bool direct_tls_in(gw_sess_t *s)
+{
+    char pre[STREAM_DOMAIN_MAX + 256];
+    const char *to = tls_conn_sni(s->tls);
+    if (!to || !to[0])
+        to = tls_conn_local_domain(s->tls);
+    if (!to || !to[0] || strchr(to, '\'')) {
+        log_info("conn %llx in: direct TLS without a server name, closing",
+                 (unsigned long long)sess_cid(s));
+        conn_abort(s->conn);
+        return false;
+    }
+    int n = snprintf(pre, sizeof(pre),
+                     "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                     "xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>"
+                     "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
+                     to);
+    s->swallow = true;
+    int r = stream_feed(s->st, pre, (size_t)n, gw_now_ms());
+    gw_sess_drain(s);
+    s->swallow = false;
+    if (r != n || stream_state(s->st) != STREAM_S_TLS) {
+        log_info("conn %llx in: direct TLS to %s refused", (unsigned long long)sess_cid(s), to);
+        conn_abort(s->conn);
+        return false;
+    }
+    return true;
+}
+
 static void pump_tls(gw_sess_t *s)
 {
     gw_worker_t *k = s->k;
@@ -517,14 +554,18 @@ static void pump_tls(gw_sess_t *s)
         if (h == 0)
             return;
         s->tls_up = true;
+        if (s->direct_tls && s->kind == STREAM_IN && !direct_tls_in(s))
+            return;
         const tls_peer_t *peer = tls_conn_peer(s->tls);
         const char *names[STREAM_CERT_NAMES_MAX];
         size_t n = tls_identity_flatten(&peer->ids, names, STREAM_CERT_NAMES_MAX);
         char why[256];
-        const char *ref = s->kind == STREAM_OUT ? s->remote : s->remote;
+        if (s->remote[0])
+            tls_peer_describe(peer, s->remote, why, sizeof(why));
+        else
+            snprintf(why, sizeof(why), "%s", tls_verify_label(peer->verify));
         log_debug("conn %llx %s %s: %s up, peer certificate: %s", (unsigned long long)sess_cid(s),
-                  kind_name(s), s->remote, tls_conn_version(s->tls),
-                  tls_peer_describe(peer, ref[0] ? ref : "-", why, sizeof(why)));
+                  kind_name(s), s->remote, tls_conn_version(s->tls), why);
         stream_tls_up(s->st, names, n, peer->verify == TLS_VERIFY_OK, gw_now_ms());
         gw_sess_drain(s);
         if (s->dead)
@@ -636,7 +677,8 @@ static void accept_common(conn_t *c, stream_kind_t kind, bool direct_tls)
     conn_set_ctx(c, s);
     char addr[80];
     listen_format_addr(conn_peer(c), addr, sizeof(addr));
-    log_debug("conn %llx %s: accepted from %s", (unsigned long long)conn_id(c), kind_name(s), addr);
+    log_debug("conn %llx %s: accepted from %s%s", (unsigned long long)conn_id(c), kind_name(s),
+              addr, direct_tls ? " (direct TLS)" : "");
     if (direct_tls) {
         tls_conn_opts_t o = {.alpn_xmpp = 1};
         if (tls_conn_new(gw_global->tls, TLS_ROLE_SERVER, &o, &s->tls) != 0) {
@@ -669,8 +711,9 @@ static void out_open(conn_t *c)
     gw_sess_t *s = conn_ctx(c);
     s->conn = c;
     s->opened = true;
-    log_debug("conn %llx %s %s -> %s: connected", (unsigned long long)conn_id(c), kind_name(s),
-              s->local, s->remote);
+    log_debug("conn %llx %s %s -> %s: connected%s", (unsigned long long)conn_id(c), kind_name(s),
+              s->local, s->remote, s->direct_tls ? " (direct TLS)" : "");
+    stream_out_set_direct_tls(s->st, s->direct_tls);
     stream_out_connected(s->st, gw_now_ms());
     gw_sess_drain(s);
     if (s->direct_tls && !s->dead) {

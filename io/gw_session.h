@@ -35,6 +35,7 @@ struct gw_sess {
     bool opened;   /* conn on_open seen */
     bool dead;     /* stream closed; waiting for on_close or the free timer */
     bool draining; /* inside gw_sess_drain (re-entry guard) */
+    bool swallow;  /* drop SEND actions (the replayed pre-TLS exchange of direct TLS) */
     bool counted;  /* holds a partner connection slot */
     bool comp_registered;
     stream_auth_t auth;

@@ -37,6 +37,7 @@ class GatewayStore:
                  "--listen-s2s", f"127.0.0.1:{gw.s2s_port}",
                  "--listen-component", f"127.0.0.1:{gw.component_port}",
                  "--listen-metrics", f"127.0.0.1:{gw.metrics_port}",
+                 "--listen-s2s-tls", f"127.0.0.1:{gw.direct_tls_port}" if gw.direct_tls_port else "",
                  "--resolver", f"{gw.dns[0]}:{gw.dns[1]}",
                  "--trust-anchors", gw.ca,
                  "--stream-establishment-timeout", "10")
@@ -54,8 +55,10 @@ class GatewayStore:
 def start_gateway(lab, fg, store, workers=2, extra=()):
     """fedgate under the lab; returns the Proc once its s2s and component ports listen."""
     gw = store.gw
-    argv = [fg, "--store", store.dir, "--workers", str(workers), "--log-level", "debug",
-            "--listen-s2s-tls", ""] + list(extra)
+    argv = [fg, "--store", store.dir, "--workers", str(workers), "--log-level", "debug"]
+    if not gw.direct_tls_port:
+        argv += ["--listen-s2s-tls", ""]
+    argv += list(extra)
     return lab.process("fedgate", argv, ready_ports=[gw.s2s_port, gw.component_port])
 
 
