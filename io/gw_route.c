@@ -83,9 +83,53 @@ static void post_component(gw_worker_t *k, unsigned owner, const char *from, con
     }
 }
 
+static gw_sess_t *find_out(gw_worker_t *k, const char *local, const char *remote);
+
+/* Route s2s: relay to the internal server over a stream from the sender's (partner) domain. */
+static void route_internal(gw_worker_t *k, const policy_hosted_t *h, const char *from,
+                           const char *to, const void *data, size_t len)
+{
+    char fd[DOMAIN_BUF];
+    if (jid_domain_of(from, fd, sizeof(fd)) != 0)
+        return;
+    gw_sess_t *s = find_out(k, fd, h->domain);
+    bool fresh = false;
+    if (!s) {
+        if (atomic_load(&k->gw->shutting_down)) {
+            gw_route_bounce(k, data, len, "remote-server-timeout");
+            return;
+        }
+        stream_config_t cfg;
+        stream_config_default(&cfg);
+        cfg.kind = STREAM_OUT;
+        cfg.local = fd;
+        cfg.remote = h->domain;
+        gw_internal_rules(&cfg.rules);
+        if (gw_sess_new(k, &cfg, &s) != 0) {
+            gw_route_bounce(k, data, len, "resource-constraint");
+            return;
+        }
+        log_debug("out %s -> %s: opening a stream to the internal server %s:%u", fd, h->domain,
+                  h->target_host, h->target_port ? h->target_port : 5269);
+        fresh = true;
+    }
+    int rc = stream_send(s->st, from, to, data, len);
+    if (rc != 0)
+        gw_route_bounce(k, data, len,
+                        rc == FG_ELIMIT ? "resource-constraint" : "remote-server-timeout");
+    if (fresh)
+        gw_sess_connect(s, h->target_host, h->target_port);
+    else
+        gw_sess_drain(s);
+}
+
 static void route_hosted(gw_worker_t *k, const policy_hosted_t *h, const char *from, const char *to,
                          const void *data, size_t len)
 {
+    if (h->route == HOSTED_ROUTE_S2S) {
+        route_internal(k, h, from, to, data, len);
+        return;
+    }
     if (h->route != HOSTED_ROUTE_COMPONENT) {
         count_refused(k, "no-route");
         gw_route_bounce(k, data, len, "service-unavailable");

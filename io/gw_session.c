@@ -51,7 +51,32 @@ static bool hosted_cb(void *ctx, const char *domain)
     if (domain_normalize(domain, d, sizeof(d)) != 0)
         return false;
     const policy_hosted_t *h = policy_lookup_hosted(k->pol, d);
-    return h && h->enabled;
+    if (h)
+        return h->enabled;
+    /* Toward the internal servers of s2s routes the gateway stands in for the partners: their
+       streams to a partner domain (split DNS) end here, and so do their db:verify checks. */
+    return policy_lookup(k->pol, d) != NULL;
+}
+
+void gw_internal_rules(peer_rules_t *r)
+{
+    /* The gateway holds no certificate for the partner domains it stands in for: dialback, over
+       TLS when the internal server offers it; SASL EXTERNAL only if the internal server does. */
+    memset(r, 0, sizeof(*r));
+    r->tls = NEG_OPTIONAL;
+    r->sasl = NEG_OPTIONAL;
+    r->dialback = true;
+    r->keepalive = true;
+    r->type = PARTNER_FEDERATED;
+}
+
+const policy_hosted_t *gw_internal_server(gw_worker_t *k, const char *domain)
+{
+    char d[DOMAIN_BUF];
+    if (domain_normalize(domain, d, sizeof(d)) != 0)
+        return NULL;
+    const policy_hosted_t *h = policy_lookup_hosted(k->pol, d);
+    return h && h->enabled && h->route == HOSTED_ROUTE_S2S ? h : NULL;
 }
 
 static void tmr_fire(timer_ent_t *t, void *arg);
@@ -231,6 +256,13 @@ static void answer_policy(gw_sess_t *s, const char *domain_in)
                                 ok ? strlen(h->secret) : 0);
         return;
     }
+    if (gw_internal_server(k, domain)) {
+        peer_rules_t r;
+        gw_internal_rules(&r);
+        snprintf(s->remote, sizeof(s->remote), "%s", domain);
+        stream_policy(s->st, domain, true, &r);
+        return;
+    }
     const policy_partner_t *p = partner_for(k, domain);
     if (!p) {
         log_info("conn %llx in %s: not a federated partner, refused",
@@ -267,9 +299,15 @@ static void start_verify(gw_sess_t *in, const stream_action_t *a)
     cfg.local = a->from;
     cfg.remote = a->to;
     const policy_partner_t *p = partner_for(k, a->to);
+    const policy_hosted_t *ih = gw_internal_server(k, a->to);
     const char *proxy = NULL;
     uint16_t pport = 0;
-    if (p) {
+    if (ih) {
+        /* An internal server's domain resolves to the gateway itself: ask the server directly. */
+        gw_internal_rules(&cfg.rules);
+        proxy = ih->target_host;
+        pport = ih->target_port;
+    } else if (p) {
         cfg.rules = p->rules;
         proxy = p->proxy_host;
         pport = p->proxy_port;

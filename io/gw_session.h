@@ -74,5 +74,9 @@ gw_sess_t *gw_sess_find(gw_worker_t *k, uint64_t id);
 int gw_sess_connect(gw_sess_t *s, const char *proxy_host, uint16_t proxy_port);
 /* Close every session of k with a stream error (shutdown, or NULL for a clean close). */
 void gw_sess_close_all(gw_worker_t *k, const char *condition, const char *text);
+/* The hosted domain `domain` when its route is an internal server over s2s, else NULL. */
+const policy_hosted_t *gw_internal_server(gw_worker_t *k, const char *domain);
+/* Negotiation rules toward internal servers. */
+void gw_internal_rules(peer_rules_t *r);
 /* Re-check open partner streams against the current policy snapshot (DESIGN.md §4). */
 void gw_sess_recheck(gw_worker_t *k);
