@@ -879,6 +879,16 @@ int xml_feed(xml_parser_t *p, const void *data, size_t len, size_t *consumed)
     } else {
         base = p->fed;
     }
+    /* UTF-16 and UTF-32 announce themselves in the first two bytes (a BOM or a NUL next to '<'):
+       that is an unsupported encoding (RFC 6120 §11.6), not merely malformed UTF-8. */
+    for (size_t i = done; i < len && p->fed + (i - done) < 2; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (c == 0 || (p->fed + (i - done) == 0 && (c == 0xFE || c == 0xFF))) {
+            fail(p, XML_REASON_UNSUPPORTED_ENCODING, "stream not in UTF-8");
+            ret = p->err;
+            goto out;
+        }
+    }
     while (done < len) {
         size_t n = len - done < FEED_SLICE ? len - done : FEED_SLICE;
         p->slice = d + done;

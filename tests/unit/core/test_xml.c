@@ -255,6 +255,23 @@ static void test_encoding(void **state)
     expect_error("<?xml version='1.0' encoding='ISO-8859-1'?>"
                  "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>",
                  XML_REASON_UNSUPPORTED_ENCODING);
+    /* UTF-16 in either byte order, with or without a BOM; UTF-32. */
+    static const char *const wide[] = {"\xfe\xff\x00<", "\xff\xfe<\x00", "\x00<\x00s", "<\x00s\x00",
+                                       "\x00\x00\x00<"};
+    stream_limits_t lim0;
+    limits_for_test(&lim0);
+    for (size_t i = 0; i < sizeof(wide) / sizeof(wide[0]); i++) {
+        for (size_t chunk = 1; chunk <= 4; chunk++) {
+            char *got0 = run_chunked(wide[i], 4, chunk, &lim0, 0);
+            assert_string_equal(got0, "ERROR unsupported-encoding");
+            free(got0);
+        }
+    }
+    /* A UTF-8 BOM is fine. */
+    const char *bomdoc = "\xef\xbb\xbf<s:stream xmlns:s='http://etherx.jabber.org/streams'>";
+    char *bom = run_chunked(bomdoc, strlen(bomdoc), 1, &lim0, 0);
+    assert_string_equal(bom, "OPEN <s:stream xmlns:s='http://etherx.jabber.org/streams'>\n");
+    free(bom);
     /* An explicit UTF-8 declaration, in any case, is fine. */
     stream_limits_t lim;
     limits_for_test(&lim);
