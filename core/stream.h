@@ -191,7 +191,8 @@ int stream_feed(stream_t *s, const void *data, size_t len, uint64_t now_ms);
 bool stream_next_action(stream_t *s, stream_action_t *a);
 
 /*
- * TLS is up (after STREAM_ACT_START_TLS, or at creation for direct TLS). names: the DNS
+ * TLS is up: after STREAM_ACT_START_TLS, or for XEP-0368 direct TLS before the first byte (OUT:
+ * after stream_out_connected(); IN: before the peer's header arrived). names: the DNS
  * identities of the peer's certificate (tls/ extracts them), valid: the certificate chain
  * validated. Borrowed for the call. IN: the peer now sends a new header.
  */

@@ -796,7 +796,10 @@ int stream_tls_up(stream_t *s, const char *const *names, size_t n_names, bool va
 {
     int rc = 0;
     st_begin_call(s, now);
-    if (s->state != STREAM_S_TLS && !(s->kind == STREAM_OUT && s->cfg.direct_tls)) {
+    bool direct = (s->kind == STREAM_OUT && s->cfg.direct_tls && s->state == STREAM_S_CONNECTING) ||
+                  (s->kind == STREAM_IN && s->state == STREAM_S_WAIT_HEADER && !s->tls &&
+                   !s->header_sent && !s->restart);
+    if (s->state != STREAM_S_TLS && !direct) {
         rc = FG_EPROTO;
         goto out;
     }

@@ -208,6 +208,8 @@ static int on_starttls(stream_t *s)
 
 int st_in_tls_up(stream_t *s)
 {
+    if (s->state == STREAM_S_WAIT_HEADER) /* direct TLS: nothing was said in the clear */
+        return 0;
     /* RFC 6120 §5.4.3.3: everything learned before TLS is discarded. */
     while (s->npairs > 0)
         st_pair_remove(s, s->pairs[s->npairs - 1]);
