@@ -310,19 +310,32 @@ static int import_csv(store_t *s, store_ctx_t *ctx, const char *data, size_t len
 {
     csv_import_t c = {.rep = rep};
     size_t removed = 0, bad_line = 0;
-    int rc = store_batch_begin(s, ctx, &c.batch);
-    if (rc)
+    char *utf8 = NULL;
+    size_t utf8_len = 0;
+    int rc = cli_csv_utf16_to_utf8(data, len, &utf8, &utf8_len);
+    if (rc < 0)
         return rc;
+    if (rc == 0) {
+        data = utf8;
+        len = utf8_len;
+    }
+    rc = store_batch_begin(s, ctx, &c.batch);
+    if (rc) {
+        free(utf8);
+        return rc;
+    }
     rc = cli_csv_parse(data, len, csv_row, &c, &bad_line);
+    free(utf8);
     report_set_subject(rep, "");
     if (rc == FG_EPARSE) {
         char subject[64];
         snprintf(subject, sizeof(subject), "line %zu", bad_line);
         report_set_subject(rep, subject);
-        report_add(rep, REPORT_ERROR, "",
-                   "malformed CSV record (an unterminated quote, or more than %d fields or %d "
-                   "characters in a field)",
-                   CLI_CSV_MAX_FIELDS, CLI_CSV_MAX_FIELD);
+        report_add(
+            rep, REPORT_ERROR, "",
+            "malformed CSV record (an unterminated quote, a NUL byte, or more than %d fields or %d "
+            "characters in a field)",
+            CLI_CSV_MAX_FIELDS, CLI_CSV_MAX_FIELD);
         report_set_subject(rep, "");
         rc = FG_EREFUSED;
     }

@@ -89,6 +89,15 @@ expect 0 import "$F/lync_partners_ps7.csv"
 expect 0 partner get northwind.com
 out_has 'chat\.northwind\.com'
 out_has 'im\.northwind\.com'
+# Export-Csv -UseCulture -Encoding Unicode on a German system: UTF-16LE, ';' separator, umlauts.
+expect 0 import "$F/lync_partners_de_utf16.csv"
+out_has '1 partner created'
+expect 0 partner get 'bücher.example'
+out_has 'xn--bcher-kva\.example'
+out_has 'verlag\.xn--bcher-kva\.example'
+out_has 'shop\.example'
+out_has 'Müller & Söhne GmbH; Kontakt'
+out_has '^ConnectionLimit +: 25'
 # A list exported without -join is refused with the fix.
 snapshot csvbefore
 expect 1 import "$F/lync_partners_typename.csv"

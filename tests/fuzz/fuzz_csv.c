@@ -37,6 +37,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < size; i++)
         st.max_line += data[i] == '\n';
     size_t bad = 0;
+    char *utf8 = NULL;
+    size_t n = 0;
+    if (cli_csv_utf16_to_utf8((const char *)data, size, &utf8, &n) == 0) {
+        /* Converted input is parsed as the importer would; its own line count applies. */
+        fuzz_state_t st8 = {0, 1};
+        for (size_t i = 0; i < n; i++)
+            st8.max_line += utf8[i] == '\n';
+        if (strlen(utf8) > n)
+            abort();
+        int rc8 = cli_csv_parse(utf8, n, check_row, &st8, &bad);
+        free(utf8);
+        if (rc8 != 0 && rc8 != FG_EPARSE)
+            abort();
+        return 0;
+    }
     int rc = cli_csv_parse((const char *)data, size, check_row, &st, &bad);
     if (rc != 0 && rc != FG_EPARSE && rc != -ENOMEM)
         abort();

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "admin/cli_common.h"
@@ -149,6 +150,27 @@ static void test_csv_powershell(void **state)
     assert_string_equal(r.f[4][0], "d.com");
 }
 
+static void test_csv_semicolon_and_utf16(void **state)
+{
+    /* UTF-16LE with BOM: "a;\"b,c\"\r\n1;2\r\n" plus U+00FC and a surrogate pair (U+1F600). */
+    const char u16[] = "\xFF\xFE"
+                       "a\0;\0\"\0b\0,\0\xFC\0\"\0\r\0\n\0"
+                       "1\0;\0=\xD8\0\xDE\r\0\n\0";
+    char *utf8 = NULL;
+    size_t n = 0;
+    assert_int_equal(cli_csv_utf16_to_utf8("abc", 3, &utf8, &n), 1);
+    assert_int_equal(cli_csv_utf16_to_utf8(u16, sizeof(u16) - 1, &utf8, &n), 0);
+    assert_string_equal(utf8, "a;\"b,\xC3\xBC\"\r\n1;\xF0\x9F\x98\x80\r\n");
+    rows_t r = {0};
+    size_t bad = 0;
+    assert_int_equal(cli_csv_parse(utf8, n, keep_row, &r, &bad), 0);
+    assert_int_equal(r.rows, 2);
+    assert_int_equal(r.nf[0], 2);
+    assert_string_equal(r.f[0][1], "b,\xC3\xBC"); /* ',' is data when ';' separates */
+    assert_string_equal(r.f[1][1], "\xF0\x9F\x98\x80");
+    free(utf8);
+}
+
 static void test_csv_truncated(void **state)
 {
     const char csv[] = "\"Identity\"\n\"a.com\"\n\"b.c";
@@ -177,15 +199,25 @@ static void test_csv_limits(void **state)
     bad = 0;
     assert_int_equal(cli_csv_parse(over, sizeof(over), keep_row, &r, &bad), FG_EPARSE);
     assert_int_equal(bad, 1);
+    /* A NUL byte would cut a field short without anyone noticing. */
+    const char nul[] = "Identity\nevil.example\0.good.example\n";
+    bad = 0;
+    assert_int_equal(cli_csv_parse(nul, sizeof(nul) - 1, keep_row, &r, &bad), FG_EPARSE);
+    assert_int_equal(bad, 2);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_args_order_and_forms), cmocka_unit_test(test_args_errors),
-        cmocka_unit_test(test_exit_codes),           cmocka_unit_test(test_parse_values),
-        cmocka_unit_test(test_parse_time),           cmocka_unit_test(test_csv_powershell),
-        cmocka_unit_test(test_csv_truncated),        cmocka_unit_test(test_csv_limits),
+        cmocka_unit_test(test_args_order_and_forms),
+        cmocka_unit_test(test_args_errors),
+        cmocka_unit_test(test_exit_codes),
+        cmocka_unit_test(test_parse_values),
+        cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_csv_powershell),
+        cmocka_unit_test(test_csv_semicolon_and_utf16),
+        cmocka_unit_test(test_csv_truncated),
+        cmocka_unit_test(test_csv_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
