@@ -57,6 +57,12 @@ int access_key(access_scope_t scope, const char *subject, char *out, size_t outl
         ret = domain_normalize_why(at + 1, dom, sizeof(dom), &reason);
         if (ret)
             break;
+        /* LMDB keys are at most 511 octets, and the change log prefixes 9 */
+        if (n + strlen(dom) + 6 > 500) {
+            reason = "user:<jid> longer than 500 octets";
+            ret = FG_EPARSE;
+            break;
+        }
         if (n + strlen(dom) + 7 > outlen) {
             ret = FG_ELIMIT;
             break;

@@ -18,7 +18,7 @@ typedef enum {
     ACCESS_USER = 2,
 } access_scope_t;
 
-/* "user:" + localpart (1023) + "@" + domain (253) */
+/* Buffer for any key; a stored user key is at most 500 octets (LMDB's key limit). */
 #define ACCESS_KEY_MAX 1290
 #define ACCESS_DEFAULT false
 

@@ -181,6 +181,11 @@ static void test_access_keys(void **state)
         access_key_parse("user:alice@example.com/res", &sc, key, sizeof(key), &why), 0);
     assert_int_not_equal(access_key_parse("user:@example.com", &sc, key, sizeof(key), &why), 0);
     assert_int_not_equal(access_key_parse("", &sc, key, sizeof(key), &why), 0);
+    char longjid[700];
+    memset(longjid, 'a', 600);
+    strcpy(longjid + 600, "@example.com");
+    assert_int_equal(access_key_parse(longjid, &sc, key, sizeof(key), &why), FG_EPARSE);
+    assert_non_null(strstr(why, "500"));
 }
 
 int main(void)

@@ -173,6 +173,12 @@ static void test_settings_update(void **state)
     assert_true(report_contains(&fx->rep, REPORT_WARNING, "partner_connection_limit", NULL));
 }
 
+static int count_cb(const partner_t *p, void *arg)
+{
+    (*(size_t *)arg)++;
+    return 0;
+}
+
 static void test_duplicate_domains(void **state)
 {
     fx_t *fx = *state;
@@ -210,6 +216,15 @@ static void test_duplicate_domains(void **state)
     ctx_reset(fx);
     assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "nope.example", STORE_ANY_REV, &fx->rep),
                      FG_ENOTFOUND);
+    size_t n = 0;
+    assert_int_equal(store_partner_list(fx->s, "*.com", count_cb, &n), 0);
+    assert_int_equal(n, 2); /* fabrikam.com and research.fabrikam2.com */
+    n = 0;
+    assert_int_equal(store_partner_list(fx->s, "FAB*", count_cb, &n), 0);
+    assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(store_partner_list(fx->s, "research*", count_cb, &n), 0);
+    assert_int_equal(n, 1);
     ctx_reset(fx);
     assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "bad..name", STORE_ANY_REV, &fx->rep),
                      FG_EDOMAIN);
@@ -380,12 +395,6 @@ static const char bad_import[] =
     " {\"domain\": \"good.example\"},\n"
     " {\"domain\": \"other.example\", \"colour\": \"blue\"}\n"
     "]}";
-
-static int count_cb(const partner_t *p, void *arg)
-{
-    (*(size_t *)arg)++;
-    return 0;
-}
 
 static size_t count_partners(store_t *s)
 {
@@ -934,6 +943,35 @@ static void test_reader_patch_matches_rebuild(void **state)
             policy_reader_close(b);
         }
     }
+    /* an import of more keys than one change may log: the reader rebuilds and sees it all */
+    uint64_t rb0, pt0;
+    policy_reader_counts(a, &rb0, &pt0);
+    buf_t js;
+    buf_init(&js, 1 << 20);
+    assert_int_equal(buf_append_str(&js, "["), 0);
+    for (int i = 0; i < 1100; i++) {
+        char item[96];
+        snprintf(item, sizeof(item), "%s{\"domain\":\"bulk%04d.example\",\"dialback\":false}",
+                 i ? "," : "", i);
+        assert_int_equal(buf_append_str(&js, item), 0);
+    }
+    assert_int_equal(buf_append_str(&js, "]"), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_import_json(fx->s, &fx->ctx, (const char *)js.data, js.len, 0, &fx->rep),
+                     0);
+    buf_free(&js);
+    assert_int_equal(policy_reader_refresh(a), 1);
+    uint64_t rb1, pt1;
+    policy_reader_counts(a, &rb1, &pt1);
+    assert_int_equal(rb1, rb0 + 1);
+    assert_non_null(policy_lookup(a, "bulk0000.example"));
+    assert_non_null(policy_lookup(a, "bulk1099.example"));
+    /* and one partner afterwards is patched again */
+    assert_int_equal(new_partner(fx, "after-bulk.example", NULL), 0);
+    assert_int_equal(policy_reader_refresh(a), 1);
+    policy_reader_counts(a, &rb1, &pt1);
+    assert_int_equal(pt1, pt0 + 1);
+    assert_non_null(policy_lookup(a, "after-bulk.example"));
     /* a commit outside the policy (control panel session) does not invalidate the cache */
     store_txn_t *t;
     assert_int_equal(store_txn_begin(fx->s, true, &t), 0);
