@@ -30,7 +30,7 @@ for r in $(seq 1 "$ROUNDS"); do
   delay_ms=$((RANDOM % (dur_ms + dur_ms / 4 + 1)))
   "$ADMIN" --store "$S" import "$T/big.json" >/dev/null 2>&1 &
   pid=$!
-  sleep "$(printf '0.%03d' "$delay_ms")" 2>/dev/null || sleep "$((delay_ms / 1000))"
+  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   kill -KILL "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   "$ADMIN" --store "$S" export -o "$T/now.json" 2>"$T/err" || { fail "round $r: store unreadable after SIGKILL: $(cat "$T/err")"; break; }
