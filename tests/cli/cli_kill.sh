@@ -27,7 +27,7 @@ echo "reference import of $P partners: ${dur_ms} ms"
 befores=0 afters=0
 for r in $(seq 1 "$ROUNDS"); do
   # Kill points spread over the whole run, including the commit itself.
-  delay_ms=$((RANDOM % (dur_ms + dur_ms / 4 + 1)))
+  delay_ms=$((RANDOM % (dur_ms + dur_ms / 2 + 1)))
   "$ADMIN" --store "$S" import "$T/big.json" >/dev/null 2>&1 &
   pid=$!
   sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
