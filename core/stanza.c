@@ -98,6 +98,26 @@ void stanza_arena_trim(stanza_arena_t *a)
     stanza_arena_reset(a);
 }
 
+void stanza_arena_trim_to(stanza_arena_t *a, stanza_mark_t m)
+{
+    if (!m.block) {
+        stanza_arena_trim(a);
+        return;
+    }
+    stanza_arena_reset_to(a, m);
+    /* Blocks are chained in the order the current cycle uses them, so everything after the
+       mark's block lies above the mark. */
+    block_t *mb = m.block;
+    block_t *b = mb->next;
+    while (b) {
+        block_t *next = b->next;
+        a->reserved -= sizeof(block_t) + b->size;
+        free(b);
+        b = next;
+    }
+    mb->next = NULL;
+}
+
 int stanza_arena_error(const stanza_arena_t *a)
 {
     return a->err;

@@ -105,6 +105,9 @@ void stanza_arena_reset_to(stanza_arena_t *a, stanza_mark_t m);
 void stanza_arena_set_max(stanza_arena_t *a, size_t max_bytes);
 /* Release all blocks but the first (call on an idle stream after a large stanza). */
 void stanza_arena_trim(stanza_arena_t *a);
+/* stanza_arena_reset_to(m), then release the blocks above the one m is in: what lies below the
+   mark stays valid. */
+void stanza_arena_trim_to(stanza_arena_t *a, stanza_mark_t m);
 /* First error since the last reset: FG_ELIMIT (maximum reached) or -ENOMEM; 0 if none. Builder
    functions that return a pointer return NULL and set this error. */
 int stanza_arena_error(const stanza_arena_t *a);

@@ -142,6 +142,11 @@ const stanza_t *xml_stream_header(const xml_parser_t *p);
 /* True while the parser has delivered the header and not the close tag. */
 bool xml_stream_open(const xml_parser_t *p);
 
+/* Give back memory a large stanza left behind (the tree's extra arena blocks, the text and raw
+   buffers) while keeping the header: for a stream that goes idle. Does nothing in the middle of a
+   stanza or while paused. The next large stanza allocates again. */
+void xml_trim(xml_parser_t *p);
+
 typedef struct {
     size_t bytes;     /* heap bytes held now: expat, the arena's blocks, text scratch, the parser */
     uint64_t mallocs; /* heap allocations (malloc + realloc) since creation, all of the above */

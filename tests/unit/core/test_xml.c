@@ -353,8 +353,8 @@ static void test_stanza_too_big(void **state)
     free(got);
     free(hdr);
 
-    /* Many small elements: the tree's memory is bounded too. */
-    char *many = repeat(HDR "<message>", "<a/>", 20000, "</message>");
+    /* Many empty elements within the byte limit: the tree's memory is bounded too. */
+    char *many = repeat(HDR "<message>", "<a/>", 16000, "</message>");
     got = run_chunked(many, strlen(many), strlen(many), &lim, lim.max_stanza_bytes);
     assert_string_equal(got, HDR_LOG "ERROR stanza-too-big");
     free(got);
@@ -632,6 +632,38 @@ static void test_no_allocation_after_warmup(void **state)
     xml_parser_free(p);
 }
 
+static void test_trim_after_large_stanza(void **state)
+{
+    stream_limits_t lim;
+    limits_for_test(&lim);
+    xml_parser_t *p;
+    int n = 0;
+    assert_int_equal(xml_parser_new(&p, &lim, count_handler, &n), 0);
+    xml_set_max_stanza(p, lim.max_stanza_bytes);
+    assert_int_equal(xml_feed(p, HDR, strlen(HDR), NULL), 0);
+    xml_stats_t idle, big, trimmed;
+    xml_stats(p, &idle);
+    /* A 50 KB data form. */
+    char *doc = repeat("<message><x xmlns='jabber:x:data'>",
+                       "<field var='f'><value>0123456789</value></field>", 1100, "</x></message>");
+    /* In pieces, so the raw and text buffers are used too. */
+    size_t len = strlen(doc);
+    for (size_t off = 0; off < len; off += 1000)
+        assert_int_equal(xml_feed(p, doc + off, len - off < 1000 ? len - off : 1000, NULL), 0);
+    xml_stats(p, &big);
+    assert_true(big.bytes > idle.bytes + 50000);
+    xml_trim(p);
+    xml_stats(p, &trimmed);
+    /* Back to the idle size, give or take expat's input buffer (sized by the largest read). */
+    assert_true(trimmed.bytes <= idle.bytes + 4096);
+    /* The header survived and the stream goes on. */
+    assert_string_equal(stanza_attr(xml_stream_header(p), "to"), "montague.example");
+    assert_int_equal(xml_feed(p, doc, len, NULL), 0);
+    assert_int_equal(n, 1 + 2);
+    free(doc);
+    xml_parser_free(p);
+}
+
 static void test_close_and_errors_text(void **state)
 {
     assert_string_equal(xml_reason_condition(XML_REASON_STANZA_TOO_BIG), "policy-violation");
@@ -662,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_paused_stanza_stays_valid),
         cmocka_unit_test(test_raw_portable),
         cmocka_unit_test(test_no_allocation_after_warmup),
+        cmocka_unit_test(test_trim_after_large_stanza),
         cmocka_unit_test(test_close_and_errors_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
