@@ -79,3 +79,15 @@ def wait_log(proc, needle, timeout=8):
             return True
         time.sleep(0.1)
     raise AssertionError(f"fedgate log never said {needle!r}")
+
+
+def presence_round_trip(user, comp, local="bob@gw.example", timeout=15):
+    """A presence subscription both ways between a partner user and a component JID: the user
+    subscribes and the component approves, then the component subscribes and the user's server
+    approves (the lab's users approve automatically)."""
+    user.subscribe(local)
+    comp.wait_presence(frm=user.jid, ptype="subscribe", timeout=timeout)
+    comp.approve(user.jid, mfrom=local)
+    user.wait_presence(frm=local, ptype="subscribed", timeout=timeout)
+    comp.subscribe(user.jid, mfrom=local)
+    comp.wait_presence(frm=user.jid, ptype="subscribed", timeout=timeout)

@@ -4,6 +4,10 @@
   b.example  self-signed certificate, STARTTLS   partner TLS Optional,     SASL NotSupported
   c.example  no TLS at all                        partner TLS NotSupported, SASL NotSupported
   d.example  CA certificate                       not on the partner list: refused both ways
+  e.example  self-signed certificate, STARTTLS   partner TLS Required, SASL Required: the
+             untrusted certificate cannot do SASL EXTERNAL, so its streams are refused
+  f.example  self-signed certificate, STARTTLS   partner TLS Required, SASL Optional: falls back
+             to dialback over TLS (the gateway's own stream to it uses SASL EXTERNAL)
 
 For b and c a message goes from a Prosody user to the component behind gw.example and back, and
 the authentication method is asserted from Prosody's side (dialback over TLS, dialback over plain
@@ -34,6 +38,7 @@ def round_trip(user, comp, tag):
     comp.wait_message(frm=user.jid, body=f"hi {tag}")
     comp.send_message(user.jid, f"hello {tag}", mfrom="bob@gw.example")
     user.wait_message(frm="bob@gw.example", body=f"hello {tag}")
+    gwlab.presence_round_trip(user, comp, local=f"bob-{tag}@gw.example")
 
 
 def main():
@@ -47,14 +52,18 @@ def main():
         b = lab.prosody("b.example", auth="dialback")
         c = lab.prosody("c.example", auth="plain")
         d = lab.prosody("d.example", auth="sasl")
+        e = lab.prosody("e.example", auth="dialback")
+        f = lab.prosody("f.example", auth="dialback")
         gw = lab.gateway("gw.example")
-        for srv, u in ((b, "bea"), (c, "cid"), (d, "dan")):
+        for srv, u in ((b, "bea"), (c, "cid"), (d, "dan"), (e, "eve"), (f, "fay")):
             srv.add_user(u)
         lab.start()
         step("lab up")
         store = gwlab.GatewayStore(lab, gw, admin)
         store.partner("b.example", tls="optional", sasl="not-supported", dialback="true")
         store.partner("c.example", tls="not-supported", sasl="not-supported", dialback="true")
+        store.partner("e.example", tls="required", sasl="required", dialback="false")
+        store.partner("f.example", tls="required", sasl="optional", dialback="true")
         proc = gwlab.start_gateway(lab, fg, store)
         comp = lab.component(gw.domain, gwlab.COMPONENT_SECRET, gw.component_port)
         step("fedgate and component up")
@@ -83,6 +92,22 @@ def main():
         # slixmpp's component stanzas read the error element in jabber:client only: check the XML.
         assert "<policy-violation" in str(e2), e2
         step(f"d.example refused inbound ({err['error']['condition']}) and outbound (policy-violation)")
+
+        eve = e.client("eve")
+        eve.send_message("bob@gw.example", "hi e")
+        eve.wait_error(frm="bob@gw.example", timeout=15)
+        assert "hi e" not in str(comp.inbox)
+        gwlab.wait_log(proc, "in e.example: closed (policy-violation")
+        step("e.example: untrusted certificate with SASL Required refused")
+
+        fay = f.client("fay")
+        round_trip(fay, comp, "f")
+        assert f.wait_auth("gw.example", "out", expect="dialback_tls") == "dialback_tls"
+        # Our certificate is trusted by f.example, so SASL Optional uses EXTERNAL toward it.
+        assert f.wait_auth("gw.example", "in", expect="sasl_external") == "sasl_external"
+        step("f.example: untrusted certificate with SASL Optional fell back to dialback over TLS "
+             "(and SASL EXTERNAL the other way)")
+
         m = gwlab.metrics(gw)
         assert 'fedgate_streams_refused_total{reason="not-a-partner"}' in m, m
         assert lab.stop_process(proc) == 0, "fedgate did not exit cleanly on SIGTERM"

@@ -31,6 +31,7 @@ def round_trip(user, comp, tag):
     comp.wait_message(frm=user.jid, body=f"hi {tag}", timeout=15)
     comp.send_message(user.jid, f"hello {tag}", mfrom="bob@gw.example")
     user.wait_message(frm="bob@gw.example", body=f"hello {tag}", timeout=15)
+    gwlab.presence_round_trip(user, comp, local=f"bob-{tag}@gw.example")
 
 
 def main():

@@ -48,6 +48,8 @@ def main():
         comp.send_message(alice.jid, "hello over sasl", mfrom="bob@gw.example")
         alice.wait_message(frm="bob@gw.example", body="hello over sasl")
         step("outbound message delivered to the Prosody user")
+        gwlab.presence_round_trip(alice, comp)
+        step("presence subscription both ways")
 
         assert a.wait_auth("gw.example", "out", expect="sasl_external") == "sasl_external"
         assert a.wait_auth("gw.example", "in", expect="sasl_external") == "sasl_external"
