@@ -291,8 +291,9 @@ int main(int argc, char **argv)
     printf("  heap allocations per stanza after warm-up: %.4f (%llu in %ld)\n",
            (double)allocs / (double)n, (unsigned long long)allocs, n);
     printf("  idle authenticated stream: %lld bytes of heap (malloc_usable_size, %d streams), "
-           "engine's own count %zu; target 16384: %s\n",
-           (long long)per_stream, NSTREAMS, st1.bytes, per_stream <= 16384 ? "met" : "MISSED");
+           "engine's own count %zu of which parser %zu; target 16384: %s\n",
+           (long long)per_stream, NSTREAMS, st1.bytes, st1.parser_bytes,
+           per_stream <= 16384 ? "met" : "MISSED");
     printf("  routed bytes %llu (serialized stanzas), guard %llu\n", (unsigned long long)routed,
            (unsigned long long)guard);
     free(read_buf);

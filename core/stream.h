@@ -50,7 +50,7 @@ typedef struct stream stream_t;
 /* Stream ids we accept from a peer. */
 #define STREAM_PEER_ID_MAX 128
 /* Actions held between two calls (the engine stops taking input before this fills). */
-#define STREAM_ACTIONS_MAX 64
+#define STREAM_ACTIONS_MAX 32
 /* Secret for dialback keys or a component handshake. */
 #define STREAM_SECRET_MAX 128
 /* Certificate identities kept from stream_tls_up(). */
@@ -266,9 +266,10 @@ bool stream_bidi(const stream_t *s);
 bool stream_pair_valid(const stream_t *s, const char *local, const char *remote);
 
 typedef struct {
-    size_t bytes;     /* heap bytes held by the stream: struct, buffers, parser */
-    uint64_t mallocs; /* heap allocations since creation, parser included */
-    uint64_t stanzas; /* stanzas routed */
+    size_t bytes;        /* heap bytes held by the stream: struct, buffers, parser */
+    size_t parser_bytes; /* of which core/xml (expat and the stanza arena) */
+    uint64_t mallocs;    /* heap allocations since creation, parser included */
+    uint64_t stanzas;    /* stanzas routed */
 } stream_stats_t;
 void stream_stats(const stream_t *s, stream_stats_t *out);
 /* Release buffer capacity beyond what an idle stream needs (call when the stream goes idle). */

@@ -14,7 +14,7 @@
 
 /* Leave this many ring slots free before taking more input: one event can push a handful of
    actions (bytes, verify, policy, authenticated, timer, close). */
-#define RING_RESERVE 12
+#define RING_RESERVE 10
 /* How long we wait for the peer's closing tag after sending ours. */
 #define CLOSE_WAIT_MS 10000
 /* SASL attempts before <policy-violation/> (RFC 6120 §6.4.5 "too many retries"). */
@@ -480,15 +480,24 @@ static int write_routed(stream_t *s, const stanza_t *el, const char *content_ns)
     return rc;
 }
 
-int st_route(stream_t *s, const stanza_t *el, const char *content_ns)
+int st_route(stream_t *s, const xml_event_t *ev, const char *content_ns)
 {
+    const stanza_t *el = ev->el;
     act_t *a = st_push(s, STREAM_ACT_STANZA);
     a->el = el;
     a->from = st_str(s, stanza_from(el));
     a->to = st_str(s, stanza_to(el));
     if (s->cfg.serialize_stanzas) {
         size_t pos = s->out.len;
-        if (write_routed(s, el, content_ns) != 0) {
+        bool redundant = false;
+        for (uint16_t i = 0; i < el->ndecls; i++)
+            redundant |= content_decl(&el->decls[i], content_ns);
+        /* The bytes as received are the cheapest correct serialization when they carry no
+           declaration of the content namespace and use no prefix from the stream header. */
+        int rc = (ev->raw && ev->raw_portable && !redundant)
+                     ? buf_append(&s->out, ev->raw, ev->raw_len)
+                     : write_routed(s, el, content_ns);
+        if (rc != 0) {
             s->out.len = pos;
             st_fail(s, "internal-server-error", NULL, "serialize");
             return XML_CB_STOP;
@@ -1068,12 +1077,14 @@ void stream_stats(const stream_t *s, stream_stats_t *out)
                  s->npairs * sizeof(pair_t) + s->ndoms * sizeof(dom_t) +
                  s->nvreqs * sizeof(vreq_t) +
                  (s->cap_pairs + s->cap_doms + s->cap_vreqs) * sizeof(void *) + x.bytes;
+    out->parser_bytes = x.bytes;
     out->mallocs = s->mallocs + x.mallocs;
     out->stanzas = s->nstanzas;
 }
 
 void stream_trim(stream_t *s)
 {
+    xml_trim(s->xml);
     /* Idle streams keep small buffers only: the next stanza re-grows them once. */
     if (s->ring_count == 0 && s->out.cap > 4096) {
         buf_free(&s->out);

@@ -65,8 +65,9 @@ static int on_handshake(stream_t *s, const stanza_t *el)
     return XML_CB_CONTINUE;
 }
 
-static int on_stanza(stream_t *s, const stanza_t *el)
+static int on_stanza(stream_t *s, const xml_event_t *ev)
 {
+    const stanza_t *el = ev->el;
     jid_t jf, jt;
     char fd[STREAM_DOMAIN_MAX + 1];
     if (!s->established) {
@@ -83,7 +84,7 @@ static int on_stanza(stream_t *s, const stanza_t *el)
         st_fail(s, "invalid-from", NULL, "stanza-from");
         return XML_CB_STOP;
     }
-    return st_route(s, el, STANZA_NS_COMPONENT);
+    return st_route(s, ev, STANZA_NS_COMPONENT);
 }
 
 int st_comp_event(stream_t *s, const xml_event_t *ev)
@@ -112,7 +113,7 @@ int st_comp_event(stream_t *s, const xml_event_t *ev)
         return on_handshake(s, el);
     if (strcmp(el->name, "message") == 0 || strcmp(el->name, "presence") == 0 ||
         strcmp(el->name, "iq") == 0)
-        return on_stanza(s, el);
+        return on_stanza(s, ev);
     st_fail(s, "unsupported-stanza-type", NULL, "stanza-type");
     return XML_CB_STOP;
 }

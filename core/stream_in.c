@@ -539,8 +539,9 @@ int st_in_policy(stream_t *s, dom_t *d)
 
 /* ---- stanzas ---- */
 
-static int on_stanza(stream_t *s, const stanza_t *el)
+static int on_stanza(stream_t *s, const xml_event_t *ev)
 {
+    const stanza_t *el = ev->el;
     jid_t jf, jt;
     char fd[STREAM_DOMAIN_MAX + 1], td[STREAM_DOMAIN_MAX + 1];
     if (!st_any_valid(s)) {
@@ -567,7 +568,7 @@ static int on_stanza(stream_t *s, const stanza_t *el)
         st_fail(s, "invalid-from", NULL, "stanza-from");
         return XML_CB_STOP;
     }
-    return st_route(s, el, STANZA_NS_SERVER);
+    return st_route(s, ev, STANZA_NS_SERVER);
 }
 
 int st_in_event(stream_t *s, const xml_event_t *ev)
@@ -593,7 +594,7 @@ int st_in_event(stream_t *s, const xml_event_t *ev)
         }
         if (strcmp(el->name, "message") == 0 || strcmp(el->name, "presence") == 0 ||
             strcmp(el->name, "iq") == 0)
-            return on_stanza(s, el);
+            return on_stanza(s, ev);
         st_fail(s, "unsupported-stanza-type", NULL, "stanza-type");
         return XML_CB_STOP;
     }

@@ -161,7 +161,7 @@ bool st_any_valid(const stream_t *s);
 dom_t *st_dom_find(const stream_t *s, const char *domain);
 dom_t *st_dom_add(stream_t *s, const char *domain);
 void st_authenticated(stream_t *s, const char *local, const char *remote, stream_auth_t m);
-int st_route(stream_t *s, const stanza_t *el, const char *content_ns);
+int st_route(stream_t *s, const xml_event_t *ev, const char *content_ns);
 void st_bounce_pair(stream_t *s, pair_t *p, const char *condition);
 void st_bounce_all(stream_t *s, const char *condition);
 int st_write_header(stream_t *s, const char *from, const char *to, bool version, bool db,

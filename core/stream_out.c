@@ -368,8 +368,9 @@ static int on_db_verify(stream_t *s, const stanza_t *el)
     return XML_CB_CONTINUE; /* matches no request: dropped */
 }
 
-static int on_stanza(stream_t *s, const stanza_t *el)
+static int on_stanza(stream_t *s, const xml_event_t *ev)
 {
+    const stanza_t *el = ev->el;
     jid_t jf, jt;
     char fd[STREAM_DOMAIN_MAX + 1], td[STREAM_DOMAIN_MAX + 1];
     if (!s->bidi) {
@@ -389,7 +390,7 @@ static int on_stanza(stream_t *s, const stanza_t *el)
         st_fail(s, st_hosted(s, td) ? "invalid-from" : "host-unknown", NULL, "stanza-from");
         return XML_CB_STOP;
     }
-    return st_route(s, el, STANZA_NS_SERVER);
+    return st_route(s, ev, STANZA_NS_SERVER);
 }
 
 int st_out_event(stream_t *s, const xml_event_t *ev)
@@ -465,7 +466,7 @@ int st_out_event(stream_t *s, const xml_event_t *ev)
         }
         if (strcmp(el->name, "message") == 0 || strcmp(el->name, "presence") == 0 ||
             strcmp(el->name, "iq") == 0)
-            return on_stanza(s, el);
+            return on_stanza(s, ev);
         st_fail(s, "unsupported-stanza-type", NULL, "stanza-type");
         return XML_CB_STOP;
     }
