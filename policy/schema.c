@@ -1173,6 +1173,9 @@ int schema_record_version(const uint8_t *in, size_t len)
 
 static const schema_field_t *by_tag(const schema_t *s, uint8_t tag)
 {
+    /* the tables list tags 1..n in order: direct index, with the scan as the general case */
+    if (tag >= 1 && tag <= s->nfields && s->fields[tag - 1].tag == tag)
+        return &s->fields[tag - 1];
     for (size_t i = 0; i < s->nfields; i++)
         if (s->fields[i].tag == tag)
             return &s->fields[i];
@@ -1241,11 +1244,9 @@ int schema_decode(const schema_t *s, const uint8_t *in, size_t len, void *obj)
         case SCHEMA_DOMAIN:
             if (n > DOMAIN_MAX || memchr(v, 0, n))
                 return FG_EPARSE;
+            /* Syntax was checked when the record was written; decoding checks only what keeps
+               memory safe (bounds, no NUL): this runs on every uncached lookup and rebuild. */
             set_text(obj, f, (const char *)v, n);
-            /* "*" is the key of the default partner profile (store.h) */
-            if (n && !domain_is_normalized(CAT(obj, f->offset)) &&
-                !((f->flags & SCHEMA_F_KEY) && n == 1 && v[0] == '*'))
-                return FG_EPARSE;
             break;
         case SCHEMA_DOMAIN_LIST: {
             uint32_t c = get_u32(obj, f->offset_aux);
@@ -1254,8 +1255,6 @@ int schema_decode(const schema_t *s, const uint8_t *in, size_t len, void *obj)
             char *d = list_item(obj, f, c);
             memcpy(d, v, n);
             d[n] = '\0';
-            if (!domain_is_normalized(d))
-                return FG_EPARSE;
             set_u32(obj, f->offset_aux, c + 1);
             break;
         }
