@@ -145,6 +145,7 @@ void gw_worker_start(worker_t *w)
     rc = dns_create(w, &dc, &k->dns);
     if (rc != 0)
         log_error("worker %u: resolver: %s (outgoing streams will fail)", k->idx, fg_strerror(rc));
+    k->tls = tls_ctx_ref(gw->tls);
     worker_set_data(w, k);
     timer_init(&k->refresh, refresh_fire, k);
     timer_arm_at(worker_timers(w), &k->refresh, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
@@ -187,6 +188,7 @@ void gw_worker_stop(worker_t *w)
     stanza_arena_free(k->barena);
     buf_free(&k->bout);
     policy_reader_close(k->pol);
+    tls_ctx_unref(k->tls);
     worker_set_data(w, NULL);
     free(k);
 }
@@ -201,8 +203,14 @@ void gw_worker_notify(worker_t *w)
 void gw_worker_msg(worker_t *w, const xq_msg_t *m)
 {
     gw_worker_t *k = worker_data(w);
-    if (!k)
+    if (!k) {
+        /* Stopping: drop what the message owns. */
+        if (m->type == GW_MSG_DELIVER)
+            free(m->ptr);
+        else if (m->type == GW_MSG_TLS)
+            tls_ctx_unref(m->ptr);
         return;
+    }
     switch (m->type) {
     case GW_MSG_DELIVER: {
         gw_route_msg_t *rm = m->ptr;
@@ -211,6 +219,10 @@ void gw_worker_msg(worker_t *w, const xq_msg_t *m)
         free(rm);
         break;
     }
+    case GW_MSG_TLS:
+        tls_ctx_unref(k->tls);
+        k->tls = m->ptr;
+        break;
     case GW_MSG_SHUTDOWN:
         gw_sess_close_all(k, "system-shutdown", NULL);
         break;

@@ -37,7 +37,7 @@
 /* How often an idle worker renews its policy snapshot (ms); a busy one also does per batch. */
 #define GW_REFRESH_MS 5
 /* xq message types. */
-enum { GW_MSG_DELIVER = 1, GW_MSG_SHUTDOWN = 2 };
+enum { GW_MSG_DELIVER = 1, GW_MSG_SHUTDOWN = 2, GW_MSG_TLS = 3 };
 
 typedef struct gw_sess gw_sess_t;
 typedef struct gw_worker gw_worker_t;
@@ -51,7 +51,8 @@ typedef struct {
 typedef struct {
     wgroup_t *g;
     metrics_t *metrics;
-    tls_ctx_t *tls;
+    tls_ctx_t *tls;   /* the control thread's reference to the newest context */
+    uint64_t tls_sig; /* what it was built from (control thread only) */
     char store[PATH_MAX];
     unsigned nworkers;
     settings_t settings; /* as read at start: listeners, resolver, trust anchors */
@@ -75,6 +76,7 @@ struct gw_worker {
     worker_t *w;
     unsigned idx;
     policy_reader_t *pol;
+    tls_ctx_t *tls; /* this worker's reference: new handshakes use it */
     dns_t *dns;
     timer_ent_t refresh;
     gw_sess_t *sessions; /* every live session of this worker */

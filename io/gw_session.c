@@ -393,17 +393,17 @@ static void start_tls(gw_sess_t *s, const stream_action_t *a)
     int rc;
     if (a->tls_server) {
         o.local_domain = a->domain;
-        rc = tls_conn_new(gw_global->tls, TLS_ROLE_SERVER, &o, &s->tls);
+        rc = tls_conn_new(s->k->tls, TLS_ROLE_SERVER, &o, &s->tls);
         if (rc == FG_ENOTFOUND) {
             o.local_domain = NULL;
-            rc = tls_conn_new(gw_global->tls, TLS_ROLE_SERVER, &o, &s->tls);
+            rc = tls_conn_new(s->k->tls, TLS_ROLE_SERVER, &o, &s->tls);
         }
     } else {
         o.local_domain = s->local;
-        rc = tls_conn_new(gw_global->tls, TLS_ROLE_CLIENT, &o, &s->tls);
+        rc = tls_conn_new(s->k->tls, TLS_ROLE_CLIENT, &o, &s->tls);
         if (rc == FG_ENOTFOUND) {
             o.local_domain = NULL;
-            rc = tls_conn_new(gw_global->tls, TLS_ROLE_CLIENT, &o, &s->tls);
+            rc = tls_conn_new(s->k->tls, TLS_ROLE_CLIENT, &o, &s->tls);
         }
     }
     if (rc != 0) {
@@ -719,7 +719,7 @@ static void accept_common(conn_t *c, stream_kind_t kind, bool direct_tls)
               addr, direct_tls ? " (direct TLS)" : "");
     if (direct_tls) {
         tls_conn_opts_t o = {.alpn_xmpp = 1};
-        if (tls_conn_new(gw_global->tls, TLS_ROLE_SERVER, &o, &s->tls) != 0) {
+        if (tls_conn_new(s->k->tls, TLS_ROLE_SERVER, &o, &s->tls) != 0) {
             conn_abort(c);
             return;
         }
@@ -756,10 +756,10 @@ static void out_open(conn_t *c)
     gw_sess_drain(s);
     if (s->direct_tls && !s->dead) {
         tls_conn_opts_t o = {.local_domain = s->local, .sni = s->remote, .alpn_xmpp = 1};
-        int rc = tls_conn_new(gw_global->tls, TLS_ROLE_CLIENT, &o, &s->tls);
+        int rc = tls_conn_new(s->k->tls, TLS_ROLE_CLIENT, &o, &s->tls);
         if (rc == FG_ENOTFOUND) {
             o.local_domain = NULL;
-            rc = tls_conn_new(gw_global->tls, TLS_ROLE_CLIENT, &o, &s->tls);
+            rc = tls_conn_new(s->k->tls, TLS_ROLE_CLIENT, &o, &s->tls);
         }
         if (rc != 0) {
             stream_tls_failed(s->st);

@@ -27,6 +27,8 @@
 #include "tls/tls_ctx.h"
 
 #define MAX_CREDS 4096
+/* How often the control thread checks certificate files for changes (ms). */
+#define GW_TLS_CHECK_MS 2000
 
 typedef struct {
     tls_cred_config_t creds[MAX_CREDS];
@@ -87,6 +89,92 @@ static int open_listener(gw_t *gw, const char *what, const char *addr, const con
     return 0;
 }
 
+/* FNV-1a over the TLS inputs, to tell whether a rebuild is needed. */
+static uint64_t sig_add(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211ull;
+    return (h ^ 0xff) * 1099511628211ull;
+}
+
+/*
+ * A TLS context from the store as it is now: the certificate of every enabled hosted domain and
+ * the trust anchors. *sig summarises those inputs (names and paths) so that the control thread
+ * rebuilds only when they, or the files behind them, changed.
+ */
+static int tls_build(const char *store_dir, tls_ctx_t **out, uint64_t *sig, size_t *ncreds)
+{
+    int rc;
+    store_t *store = NULL;
+    settings_t *st = calloc(1, sizeof(*st));
+    creds_t *cr = calloc(1, sizeof(*cr));
+    if (cr)
+        cr->hosted = calloc(MAX_CREDS, sizeof(hosted_t));
+    if (!st || !cr || !cr->hosted) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    rc = store_open(store_dir, STORE_READONLY, &store, NULL, 0);
+    if (rc == 0)
+        rc = store_settings_get(store, st);
+    if (rc == 0)
+        rc = store_hosted_list(store, add_cred, cr);
+    if (rc != 0)
+        goto out;
+    uint64_t h = 14695981039346656037ull;
+    h = sig_add(h, st->trust_anchors);
+    for (size_t i = 0; i < cr->n; i++) {
+        h = sig_add(h, cr->creds[i].domain);
+        h = sig_add(h, cr->creds[i].cert_file);
+        h = sig_add(h, cr->creds[i].key_file);
+    }
+    tls_ctx_config_t tc = {.ca_file = st->trust_anchors[0] ? st->trust_anchors : NULL,
+                           .creds = cr->creds,
+                           .ncreds = cr->n};
+    rc = tls_ctx_new(&tc, out);
+    if (rc == 0) {
+        *sig = h;
+        *ncreds = cr->n;
+    }
+out:
+    if (store)
+        store_close(store);
+    if (cr)
+        free(cr->hosted);
+    free(cr);
+    free(st);
+    return rc;
+}
+
+/* Certificates, keys or trust anchors changed (in the store or on disk): hand every worker a new
+   context. Open streams keep the one they started with (tls_ctx.h). */
+static void tls_maybe_reload(gw_t *gw)
+{
+    tls_ctx_t *nctx = NULL;
+    uint64_t sig = 0;
+    size_t n = 0;
+    if (!tls_ctx_files_changed(gw->tls)) {
+        /* Cheap check first: the store's list of hosted domains and paths. */
+        if (tls_build(gw->store, &nctx, &sig, &n) != 0 || sig == gw->tls_sig) {
+            if (nctx)
+                tls_ctx_unref(nctx);
+            return;
+        }
+    } else if (tls_build(gw->store, &nctx, &sig, &n) != 0) {
+        log_warn("fedgate: certificates changed but cannot be loaded; keeping the old ones");
+        return;
+    }
+    for (unsigned i = 0; i < gw->nworkers; i++) {
+        xq_msg_t m = {.type = GW_MSG_TLS, .ptr = tls_ctx_ref(nctx)};
+        if (worker_post(NULL, gw->g, i, &m) != 0)
+            tls_ctx_unref(nctx);
+    }
+    tls_ctx_unref(gw->tls);
+    gw->tls = nctx;
+    gw->tls_sig = sig;
+    log_info("fedgate: certificates reloaded (%zu hosted domains)", n);
+}
+
 static unsigned conns_open(gw_t *gw)
 {
     unsigned n = 0;
@@ -114,9 +202,13 @@ static int wait_for_signal(gw_t *gw, const sigset_t *sigs)
     int sig = SIGTERM;
     for (;;) {
         struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
-        int n = poll(p, ifd >= 0 ? 2 : 1, -1);
+        int n = poll(p, ifd >= 0 ? 2 : 1, GW_TLS_CHECK_MS);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n == 0) {
+            tls_maybe_reload(gw);
+            continue;
+        }
         if (n < 0 || sfd < 0)
             break;
         if (p[0].revents & POLLIN) {
@@ -137,8 +229,10 @@ static int wait_for_signal(gw_t *gw, const sigset_t *sigs)
                     q += sizeof(*e) + e->len;
                 }
             }
-            if (changed)
+            if (changed) {
                 wgroup_notify(gw->g);
+                tls_maybe_reload(gw);
+            }
         }
     }
     if (ifd >= 0)
@@ -157,7 +251,6 @@ int main(int argc, char **argv)
     unsigned nworkers = 0;
     int rc = 1;
     store_t *store = NULL;
-    creds_t *cr = NULL;
     enum { O_S2S = 256, O_TLS, O_COMP, O_METRICS, O_RES };
     static const struct option opts[] = {{"store", required_argument, NULL, 's'},
                                          {"workers", required_argument, NULL, 'w'},
@@ -253,14 +346,6 @@ int main(int argc, char **argv)
         rc = 5;
         goto out;
     }
-    cr = calloc(1, sizeof(*cr));
-    if (cr)
-        cr->hosted = calloc(MAX_CREDS, sizeof(hosted_t));
-    if (!cr || !cr->hosted) {
-        fprintf(stderr, "fedgate: out of memory\n");
-        goto out;
-    }
-    store_hosted_list(store, add_cred, cr);
     store_close(store);
     store = NULL;
 
@@ -282,11 +367,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "fedgate: TLS initialisation failed\n");
         goto out;
     }
-    tls_ctx_config_t tc = {.ca_file =
-                               gw->settings.trust_anchors[0] ? gw->settings.trust_anchors : NULL,
-                           .creds = cr->creds,
-                           .ncreds = cr->n};
-    int trc = tls_ctx_new(&tc, &gw->tls);
+    size_t ncreds = 0;
+    int trc = tls_build(gw->store, &gw->tls, &gw->tls_sig, &ncreds);
     if (trc != 0) {
         fprintf(stderr, "fedgate: cannot load certificates or trust anchors: %s\n",
                 fg_strerror(trc));
@@ -329,7 +411,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "fedgate: cannot start the workers: %s\n", fg_strerror(wrc));
         goto out;
     }
-    printf("fedgate: %u workers, %zu hosted domain certificates, store %s\n", nworkers, cr->n,
+    printf("fedgate: %u workers, %zu hosted domain certificates, store %s\n", nworkers, ncreds,
            store_dir);
     fflush(stdout);
     log_info("fedgate started: %u workers", nworkers);
@@ -362,8 +444,5 @@ out:
         metrics_destroy(gw->metrics);
     if (gw->tls)
         tls_ctx_unref(gw->tls);
-    if (cr)
-        free(cr->hosted);
-    free(cr);
     return rc;
 }

@@ -5,6 +5,8 @@
     proxy.b.example:<its port>, and a message from the component still reaches b.example.
   * A partner removed with fedgate-admin while its streams are open is disconnected within a
     second (<policy-violation/>), and cannot come back: its next message is refused.
+  * A hosted domain added with fedgate-admin while the gateway runs gets its certificate loaded
+    (no restart) and a partner reaches its component with SASL EXTERNAL.
   * EnableXmppAccess false for one user of the hosted domain refuses his traffic both ways.
   * Metrics show the streams, the relayed stanzas and the refusal.
 
@@ -67,6 +69,19 @@ def main():
         m = gwlab.metrics(gw)
         assert 'fedgate_streams_open{dir="in",partner="a.example",auth="sasl"' in m, m
         step("a.example streams up both ways")
+
+        # A hosted domain added while running: its certificate is loaded without a restart.
+        lab.dns.add_srv("gw2.example", gw.s2s_port)
+        lab.dns.reload()
+        cert2 = lab.pki.cert("gw2.example")
+        store.cli("domain", "new", "gw2.example", "--cert", cert2.crt, "--key", cert2.key,
+                  "--route", "component", "--secret-file", os.path.join(lab.root, "component.secret"))
+        gwlab.wait_log(proc, "certificates reloaded (2 hosted domains)", timeout=5)
+        comp2 = lab.component("gw2.example", gwlab.COMPONENT_SECRET, gw.component_port)
+        alice.send_message("bob@gw2.example", "to the new domain")
+        comp2.wait_message(frm=alice.jid, body="to the new domain", timeout=15)
+        assert a.wait_auth("gw2.example", "out", expect="sasl_external") == "sasl_external"
+        step("hosted domain added live: its certificate serves SASL EXTERNAL at once")
 
         store.cli("access", "set", "user:bob@gw.example", "false")
         alice.send_message("bob@gw.example", "no access")
