@@ -57,7 +57,8 @@ typedef struct {
        final '>', the close tag. */
     size_t bytes;
     /* STANZA only (else NULL/0): the stanza exactly as received, `bytes` long, borrowed like el.
-       Forwarding these bytes saves serializing the tree. */
+       Forwarding these bytes saves serializing the tree. raw may point into the buffer given to
+       xml_feed(): after a pause it is valid only while that buffer is unchanged too. */
     const char *raw;
     size_t raw_len;
     /* STANZA only: true when raw means the same on any stream whose header binds the same default
