@@ -4,6 +4,8 @@
   * StreamEstablishmentTimeout: a TCP peer that never finishes a stream is disconnected after it (5 s here).
   * A peer that disconnects mid-stanza and one that stops mid-TLS-handshake leave the gateway
     serving.
+  * SIGKILL and a restart: the store is intact and the gateway serves again.
+  * A resolver that never answers: the component's stanza is bounced to it.
   * The partner's ConnectionLimit: with a limit of 1 the inbound stream from a.example works and
     the gateway's own outbound stream to it is refused, so the component's reply is bounced with
     <resource-constraint/>; raising the limit with fedgate-admin lets the next reply through.
@@ -12,6 +14,7 @@ Exit 0 on success, 1 on failure, 77 when a package or a binary is missing.
 """
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -97,6 +100,27 @@ def main():
         comp.send_message(alice.jid, "after raising", mfrom="bob@gw.example")
         alice.wait_message(frm="bob@gw.example", body="after raising")
         step("limit raised with fedgate-admin: reply delivered")
+
+        # SIGKILL, then a restart on the same store: it serves again at once.
+        assert lab.stop_process(proc, sig=signal.SIGKILL) == -signal.SIGKILL
+        proc = gwlab.start_gateway(lab, fg, store)
+        comp = lab.component(gw.domain, gwlab.COMPONENT_SECRET, gw.component_port)
+        alice.send_message("bob@gw.example", "after restart")
+        comp.wait_message(frm=alice.jid, body="after restart", timeout=15)
+        step("SIGKILL and restart: the store is intact and the gateway serves")
+        assert lab.stop_process(proc) == 0, "fedgate did not exit cleanly on SIGTERM"
+
+        # A resolver that never answers: the queued stanza is bounced, the gateway keeps serving.
+        silent = lab.silent_dns()
+        proc = gwlab.start_gateway(lab, fg, store, extra=["--resolver", f"127.0.0.1:{silent}"])
+        comp = lab.component(gw.domain, gwlab.COMPONENT_SECRET, gw.component_port)
+        t = time.monotonic()
+        comp.send_message(alice.jid, "into the void", mfrom="bob@gw.example")
+        e = comp.wait_error(frm=alice.jid, timeout=20)
+        took = time.monotonic() - t
+        cond = [c for c in ("remote-server-not-found", "remote-server-timeout") if c in str(e)]
+        assert cond, e
+        step(f"silent resolver: stanza bounced after {took:.1f} s ({cond[0]})")
         assert lab.stop_process(proc) == 0, "fedgate did not exit cleanly on SIGTERM"
     return 0
 
