@@ -78,6 +78,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
            the unconsumed bytes at the front of the next call. */
         if (used < n && (flags & 8))
             xml_reset(p);
+        if (flags & 16)
+            xml_trim(p);
         off += used;
         /* Every event covers at least one byte, so pausing cannot stall twice in a row. */
         idle = used == 0 ? idle + 1 : 0;
