@@ -90,7 +90,7 @@ int cli_csv_parse(const char *data, size_t len, cli_csv_row_fn fn, void *ctx, si
                     if (data[i] == '"') {
                         if (i + 1 < len && data[i + 1] == '"') {
                             i += 2;
-                            if ((ret = put_char(&r, '"')))
+                            if (put_char(&r, '"'))
                                 goto too_big;
                             continue;
                         }
@@ -99,7 +99,7 @@ int cli_csv_parse(const char *data, size_t len, cli_csv_row_fn fn, void *ctx, si
                     }
                     if (data[i] == '\n')
                         line++;
-                    if ((ret = put_char(&r, data[i++])))
+                    if (put_char(&r, data[i++]))
                         goto too_big;
                 }
                 /* Text after the closing quote up to the separator is kept, as Excel does. */
@@ -107,12 +107,12 @@ int cli_csv_parse(const char *data, size_t len, cli_csv_row_fn fn, void *ctx, si
             while (i < len && data[i] != sep && data[i] != '\n') {
                 if (data[i] != '\r' || (i + 1 < len && data[i + 1] != '\n')) {
                     any = true;
-                    if ((ret = put_char(&r, data[i])))
+                    if (put_char(&r, data[i]))
                         goto too_big;
                 }
                 i++;
             }
-            if ((ret = end_field(&r)))
+            if (end_field(&r))
                 goto too_big;
             if (i < len && data[i] == sep) {
                 any = true;

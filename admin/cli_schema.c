@@ -12,11 +12,12 @@
 static char pool[8192];
 static size_t pool_used;
 
+/* A copy of a+b in the pool; NULL when the pool is full. */
 static const char *pool_printf(const char *a, const char *b)
 {
     size_t n = strlen(a) + strlen(b) + 1;
     if (pool_used + n > sizeof(pool))
-        return a;
+        return NULL;
     char *p = pool + pool_used;
     snprintf(p, n, "%s%s", a, b);
     pool_used += n;
@@ -38,7 +39,8 @@ static const char *metavar(const schema_field_t *f)
         for (size_t i = 0; f->names && f->names[i]; i++)
             used += (size_t)snprintf(buf + used, used < sizeof(buf) ? sizeof(buf) - used : 0,
                                      "%s%s", i ? "|" : "", f->names[i]);
-        return used < sizeof(buf) ? pool_printf(buf, "") : "NAME";
+        const char *m = used < sizeof(buf) ? pool_printf(buf, "") : NULL;
+        return m ? m : "NAME";
     }
     case SCHEMA_DOMAIN:
         return "DOMAIN";
@@ -75,9 +77,10 @@ size_t cli_schema_opts(const schema_t *s, const cli_opt_t *extra, cli_opt_t *out
         if (n + 2 >= cap)
             return 0;
         out[n++] = (cli_opt_t){f->cli, CLI_OPT_VALUE, metavar(f), f->help};
-        if (secret(f))
-            out[n++] = (cli_opt_t){pool_printf(f->cli, "-file"), CLI_OPT_VALUE, "FILE",
-                                   "read it from the first line of FILE"};
+        const char *file_opt = secret(f) ? pool_printf(f->cli, "-file") : NULL;
+        if (file_opt)
+            out[n++] =
+                (cli_opt_t){file_opt, CLI_OPT_VALUE, "FILE", "read it from the first line of FILE"};
     }
     for (size_t i = 0; extra && extra[i].name; i++) {
         if (n + 1 >= cap)
