@@ -147,6 +147,7 @@ typedef struct {
     int domain_col;
     size_t ncols;
     bool have_header;
+    bool bad_header; /* reported once; the rows are not read */
     size_t rows;
 } csv_import_t;
 
@@ -158,11 +159,14 @@ static bool is_noise(const char *name)
     return false;
 }
 
-static int csv_header(csv_import_t *c, size_t n, const char *const *f)
+static int csv_header(csv_import_t *c, size_t line, size_t n, const char *const *f)
 {
+    char subject[64];
+    snprintf(subject, sizeof(subject), "line %zu", line);
     c->identity_col = c->domain_col = -1;
     c->ncols = n;
-    report_set_subject(c->rep, "line 1");
+    c->have_header = true;
+    report_set_subject(c->rep, subject);
     for (size_t i = 0; i < n; i++) {
         c->col[i] = NULL;
         if (strcasecmp(f[i], "Identity") == 0) {
@@ -188,9 +192,8 @@ static int csv_header(csv_import_t *c, size_t n, const char *const *f)
         report_add(c->rep, REPORT_ERROR, "",
                    "no Identity or Domain column: is this a Get-CsXmppAllowedPartner | Export-Csv "
                    "file?");
-        return FG_EPARSE;
+        c->bad_header = true;
     }
-    c->have_header = true;
     return 0;
 }
 
@@ -224,10 +227,10 @@ static int csv_domain_list(const char *in, char *out, size_t outlen)
 static int csv_row(void *arg, size_t line, size_t n, const char *const *f)
 {
     csv_import_t *c = arg;
-    if (!c->have_header) {
-        int rc = csv_header(c, n, f);
-        return rc == FG_EPARSE ? 0 : rc; /* reported; the commit is refused */
-    }
+    if (!c->have_header)
+        return csv_header(c, line, n, f);
+    if (c->bad_header)
+        return 0; /* reported once; the commit is refused */
     char subject[64];
     snprintf(subject, sizeof(subject), "line %zu", line);
     report_set_subject(c->rep, subject);
