@@ -346,6 +346,8 @@ static int import_csv(store_t *s, store_ctx_t *ctx, const char *data, size_t len
         report_add(rep, REPORT_ERROR, "", "the file has no header row");
         rc = FG_EREFUSED;
     }
+    if (!rc && c.have_header && !c.bad_header && c.rows == 0)
+        report_add(rep, REPORT_WARNING, "", "the file has a header but no partner rows");
     store_batch_counts(c.batch, created, updated, &removed);
     if (rc || report_has_errors(rep) || ctx->what_if) {
         store_batch_abort(c.batch);
