@@ -95,6 +95,53 @@ void gw_conn_release(gw_t *gw, const char *partner)
     atomic_fetch_sub(&gw->nconns, 1);
 }
 
+bool gw_log_ok(gw_worker_t *k)
+{
+    return worker_log_allowed(&k->log_ns, 1000000ull);
+}
+
+void gw_note_failure(gw_t *gw, const char *partner, const char *reason)
+{
+    if (!partner || !partner[0] || !reason)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pthread_mutex_lock(&gw->fail_mu);
+    unsigned i;
+    for (i = 0; i < gw->nfail; i++)
+        if (strcmp(gw->fail[i].partner, partner) == 0)
+            break;
+    if (i == gw->nfail && gw->nfail < GW_FAIL_MAX)
+        gw->nfail++;
+    if (i < gw->nfail) {
+        snprintf(gw->fail[i].partner, sizeof(gw->fail[i].partner), "%s", partner);
+        snprintf(gw->fail[i].reason, sizeof(gw->fail[i].reason), "%s", reason);
+        gw->fail[i].unix_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    }
+    pthread_mutex_unlock(&gw->fail_mu);
+}
+
+void gw_failures_collect(void *arg, buf_t *out)
+{
+    gw_t *gw = arg;
+    char line[STREAM_DOMAIN_MAX * 2 + 200], part[STREAM_DOMAIN_MAX * 2 + 1];
+    pthread_mutex_lock(&gw->fail_mu);
+    if (gw->nfail)
+        buf_append_str(out, "# HELP fedgate_partner_last_failure_timestamp_seconds When the last "
+                            "stream with a partner failed, and why\n"
+                            "# TYPE fedgate_partner_last_failure_timestamp_seconds gauge\n");
+    for (unsigned i = 0; i < gw->nfail; i++) {
+        metrics_escape_label(gw->fail[i].partner, part, sizeof(part));
+        snprintf(line, sizeof(line),
+                 "fedgate_partner_last_failure_timestamp_seconds{partner=\"%s\",reason=\"%s\"} "
+                 "%llu.%03llu\n",
+                 part, gw->fail[i].reason, (unsigned long long)(gw->fail[i].unix_ms / 1000),
+                 (unsigned long long)(gw->fail[i].unix_ms % 1000));
+        buf_append_str(out, line);
+    }
+    pthread_mutex_unlock(&gw->fail_mu);
+}
+
 void gw_count(gw_worker_t *k, const char *name, const char *labels, int64_t v)
 {
     /* Registration returns the existing id for a known series; it is rare (per stream or per

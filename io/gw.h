@@ -36,6 +36,8 @@
 #define GW_PARTNER_BUCKETS 1024
 /* How often an idle worker renews its policy snapshot (ms); a busy one also does per batch. */
 #define GW_REFRESH_MS 5
+/* Partners whose last failure is remembered for /metrics. */
+#define GW_FAIL_MAX 512
 /* xq message types. */
 enum { GW_MSG_DELIVER = 1, GW_MSG_SHUTDOWN = 2, GW_MSG_TLS = 3 };
 
@@ -67,6 +69,15 @@ typedef struct {
     _Atomic uint32_t nconns; /* partner streams, both directions */
     _Atomic uint32_t partner_conns[GW_PARTNER_BUCKETS];
 
+    /* Last failure per partner (rare events: a mutex is fine; never on the stanza path). */
+    pthread_mutex_t fail_mu;
+    struct {
+        char partner[STREAM_DOMAIN_MAX + 1];
+        char reason[48];
+        uint64_t unix_ms;
+    } fail[GW_FAIL_MAX];
+    unsigned nfail;
+
     /* Series registered at start. */
     int m_in, m_out, m_conns, m_refused_unknown, m_refused_limit;
 } gw_t;
@@ -91,7 +102,12 @@ struct gw_worker {
     const char *bcond, *btype;
     char bfrom[JID_MAX + 1], bto[JID_MAX + 1];
     int bounce_depth;
+    uint64_t log_ns; /* rate limit of log lines peers can trigger */
 };
+
+/* True when a log line a peer can trigger may be written now (at most one per millisecond per
+   worker, so a flood of bad peers cannot flood the log). */
+bool gw_log_ok(gw_worker_t *k);
 
 extern gw_t *gw_global;
 
@@ -114,5 +130,9 @@ void gw_comp_unregister(gw_t *gw, const char *domain, uint64_t sess_id);
 int gw_conn_acquire(gw_t *gw, const char *partner, uint32_t partner_limit, uint32_t total_limit);
 void gw_conn_release(gw_t *gw, const char *partner);
 
+/* Remember why the last stream with `partner` failed (shown by /metrics). */
+void gw_note_failure(gw_t *gw, const char *partner, const char *reason);
+/* Metrics collector for those (arg: gw_t). */
+void gw_failures_collect(void *arg, buf_t *out);
 /* Counts one event in a lazily registered series `name{labels}` on this worker's slot. */
 void gw_count(gw_worker_t *k, const char *name, const char *labels, int64_t v);

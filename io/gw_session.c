@@ -248,7 +248,7 @@ static void answer_policy(gw_sess_t *s, const char *domain_in)
             h = policy_lookup_hosted(k->pol, d);
         bool ok =
             h && h->enabled && h->route == HOSTED_ROUTE_COMPONENT && h->secret && h->secret[0];
-        if (!ok)
+        if (!ok && gw_log_ok(k))
             log_warn("conn %llx component: %s is not a hosted domain with a component route",
                      (unsigned long long)sess_cid(s), domain);
         snprintf(s->remote, sizeof(s->remote), "%s", ok ? d : domain);
@@ -265,8 +265,9 @@ static void answer_policy(gw_sess_t *s, const char *domain_in)
     }
     const policy_partner_t *p = partner_for(k, domain);
     if (!p) {
-        log_info("conn %llx in %s: not a federated partner, refused",
-                 (unsigned long long)sess_cid(s), domain);
+        if (gw_log_ok(k))
+            log_info("conn %llx in %s: not a federated partner, refused",
+                     (unsigned long long)sess_cid(s), domain);
         metrics_add(k->gw->metrics, k->idx, k->gw->m_refused_unknown, 1);
         stream_policy(s->st, domain, false, NULL);
         return;
@@ -274,8 +275,9 @@ static void answer_policy(gw_sess_t *s, const char *domain_in)
     if (!s->counted) {
         const settings_t *st = policy_settings(k->pol);
         if (gw_conn_acquire(k->gw, p->domain, p->connection_limit, st->connection_limit) != 0) {
-            log_warn("conn %llx in %s: connection limit reached, refused",
-                     (unsigned long long)sess_cid(s), domain);
+            if (gw_log_ok(k))
+                log_warn("conn %llx in %s: connection limit reached, refused",
+                         (unsigned long long)sess_cid(s), domain);
             metrics_add(k->gw->metrics, k->idx, k->gw->m_refused_limit, 1);
             stream_close(s->st, "resource-constraint", "connection limit reached");
             return;
@@ -421,7 +423,9 @@ static void start_tls(gw_sess_t *s, const stream_action_t *a)
 static void on_close_action(gw_sess_t *s, const stream_action_t *a)
 {
     s->dead = true;
-    if (a->condition)
+    if (a->condition && s->partner[0])
+        gw_note_failure(s->k->gw, s->partner, a->condition);
+    if (a->condition && gw_log_ok(s->k))
         log_info("conn %llx %s %s: closed (%s%s%s)", (unsigned long long)sess_cid(s), kind_name(s),
                  s->remote, a->condition, a->reason ? ", " : "", a->reason ? a->reason : "");
     else
@@ -478,6 +482,8 @@ void gw_sess_drain(gw_sess_t *s)
             on_authenticated(s, &a);
             break;
         case STREAM_ACT_PAIR_FAILED:
+            gw_note_failure(s->k->gw, s->partner[0] ? s->partner : s->remote,
+                            a.condition ? a.condition : "pair-failed");
             log_info("conn %llx %s %s -> %s: pair failed (%s)", (unsigned long long)sess_cid(s),
                      kind_name(s), a.from, a.to, a.condition ? a.condition : "?");
             break;
@@ -534,9 +540,11 @@ static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
 
 static void tls_fail(gw_sess_t *s, const char *what)
 {
-    log_info("conn %llx %s %s: TLS %s: %s", (unsigned long long)sess_cid(s), kind_name(s),
-             s->remote, what, tls_conn_error(s->tls));
+    if (gw_log_ok(s->k))
+        log_info("conn %llx %s %s: TLS %s: %s", (unsigned long long)sess_cid(s), kind_name(s),
+                 s->remote, what, tls_conn_error(s->tls));
     gw_count(s->k, "fedgate_handshake_failures_total", "reason=\"tls\"", 1);
+    gw_note_failure(s->k->gw, s->partner, "tls");
     flush_cipher(s);
     stream_tls_failed(s->st);
     gw_sess_drain(s);
@@ -557,8 +565,9 @@ static bool direct_tls_in(gw_sess_t *s)
     if (!to || !to[0])
         to = tls_conn_local_domain(s->tls);
     if (!to || !to[0] || strchr(to, '\'')) {
-        log_info("conn %llx in: direct TLS without a server name, closing",
-                 (unsigned long long)sess_cid(s));
+        if (gw_log_ok(s->k))
+            log_info("conn %llx in: direct TLS without a server name, closing",
+                     (unsigned long long)sess_cid(s));
         conn_abort(s->conn);
         return false;
     }
@@ -572,7 +581,8 @@ static bool direct_tls_in(gw_sess_t *s)
     gw_sess_drain(s);
     s->swallow = false;
     if (r != n || stream_state(s->st) != STREAM_S_TLS) {
-        log_info("conn %llx in: direct TLS to %s refused", (unsigned long long)sess_cid(s), to);
+        if (gw_log_ok(s->k))
+            log_info("conn %llx in: direct TLS to %s refused", (unsigned long long)sess_cid(s), to);
         conn_abort(s->conn);
         return false;
     }
@@ -811,6 +821,7 @@ static void dns_done(void *arg, const dns_result_t *res)
         log_info("out %s -> %s: DNS: %s (%s)", s->local, s->remote, fg_strerror(res->status),
                  srv_plan_name(res->plan));
         gw_count(s->k, "fedgate_handshake_failures_total", "reason=\"dns\"", 1);
+        gw_note_failure(s->k->gw, s->partner, "dns");
         stream_out_connect_failed(s->st, true);
         gw_sess_drain(s);
         return;

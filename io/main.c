@@ -361,6 +361,7 @@ int main(int argc, char **argv)
     uint32_t est = gw->settings.stream_establishment_timeout;
     gw->connect_timeout_ms = est && est < 10 ? (int)est * 1000 : 10000;
     pthread_mutex_init(&gw->comp_mu, NULL);
+    pthread_mutex_init(&gw->fail_mu, NULL);
     gw_global = gw;
 
     if (tls_global_init(0) != 0) {
@@ -400,6 +401,7 @@ int main(int argc, char **argv)
     }
     metrics_add_collector(gw->metrics, wgroup_metrics_collect, gw->g);
     metrics_add_collector(gw->metrics, collect_gw, gw);
+    metrics_add_collector(gw->metrics, gw_failures_collect, gw);
     const settings_t *st = &gw->settings;
     if (open_listener(gw, "s2s", o_s2s ? o_s2s : st->listen_s2s, &gw_in_ops) ||
         open_listener(gw, "s2s direct TLS", o_tls ? o_tls : st->listen_s2s_tls, &gw_tls_ops) ||
