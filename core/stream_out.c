@@ -387,7 +387,10 @@ static int on_stanza(stream_t *s, const xml_event_t *ev)
        inverse of each pair we authenticated. */
     const pair_t *p = st_pair_find(s, td, fd);
     if (!p || p->state != PAIR_VALID) {
-        st_fail(s, st_hosted(s, td) ? "invalid-from" : "host-unknown", NULL, "stanza-from");
+        bool ours = st_hosted(s, td);
+        for (uint32_t i = 0; i < s->npairs && !ours; i++)
+            ours = jid_domain_equal_str(s->pairs[i]->local, td);
+        st_fail(s, ours ? "invalid-from" : "host-unknown", NULL, "stanza-from");
         return XML_CB_STOP;
     }
     return st_route(s, ev, STANZA_NS_SERVER);
