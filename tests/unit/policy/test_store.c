@@ -989,6 +989,53 @@ static void test_reader_patch_matches_rebuild(void **state)
     policy_reader_close(a);
 }
 
+/* More commits than the change log keeps: a reader left behind rebuilds, one that keeps up
+   patches throughout. On tmpfs when there is one, where a commit costs no disk flush. */
+static void test_changelog_trim(void **state)
+{
+    char tmpl[] = "/dev/shm/fgpolicy.XXXXXX";
+    char *dir = mkdtemp(tmpl) ? strdup(tmpl) : test_tmpdir();
+    store_t *s;
+    char err[256];
+    store_ctx_t ctx = {.actor = "test"};
+    assert_int_equal(store_open(dir, STORE_CREATE, &s, err, sizeof(err)), 0);
+    assert_int_equal(store_init(s, &ctx, false, NULL), 0);
+    free(ctx.change);
+    policy_reader_t *behind, *along;
+    assert_int_equal(policy_reader_open(dir, &behind), 0);
+    assert_int_equal(policy_reader_open(dir, &along), 0);
+    for (int i = 0; i < 4200; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "domain:d%d.example", i % 7);
+        ctx.change = NULL;
+        assert_int_equal(store_access_set(s, &ctx, key, i & 1, NULL), 0);
+        free(ctx.change);
+        if (i % 50 == 0)
+            assert_int_equal(policy_reader_refresh(along), 1);
+    }
+    assert_int_equal(policy_reader_refresh(along), 1);
+    assert_int_equal(policy_reader_refresh(behind), 1);
+    uint64_t rb, pt;
+    policy_reader_counts(behind, &rb, &pt);
+    assert_int_equal(rb, 1); /* its counter fell below the log's floor */
+    assert_int_equal(pt, 0);
+    policy_reader_counts(along, &rb, &pt);
+    assert_int_equal(rb, 0);
+    assert_true(pt >= 84);
+    /* last values: i = 4193..4199 -> d(i%7) = i&1 */
+    for (int i = 4193; i < 4200; i++) {
+        char jid[64];
+        snprintf(jid, sizeof(jid), "u@d%d.example", i % 7);
+        assert_int_equal(policy_access(behind, jid), i & 1);
+        assert_int_equal(policy_access(along, jid), i & 1);
+    }
+    policy_reader_close(behind);
+    policy_reader_close(along);
+    store_close(s);
+    test_rmtree(dir);
+    free(dir);
+}
+
 static void test_readonly_open(void **state)
 {
     fx_t *fx = *state;
@@ -1022,6 +1069,7 @@ int main(void)
         T(test_reader),
         T(test_reader_patch_matches_rebuild),
         T(test_readonly_open),
+        cmocka_unit_test(test_changelog_trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
