@@ -34,8 +34,9 @@
 #define GW_COMP_MAX 256
 /* Buckets of the per-partner connection counters (a hash of the primary domain). */
 #define GW_PARTNER_BUCKETS 1024
-/* How often an idle worker renews its policy snapshot (ms); a busy one also does per batch. */
-#define GW_REFRESH_MS 5
+/* How often a worker renews its policy snapshot without being told (ms): a fallback, since every
+   store commit wakes the workers at once (inotify in the control thread, wgroup_notify). */
+#define GW_REFRESH_MS 100
 /* Partners whose last failure is remembered for /metrics. */
 #define GW_FAIL_MAX 512
 /* xq message types. */
