@@ -566,6 +566,11 @@ static int on_event(void *ctx, const xml_event_t *ev)
 
 /* ---- public entry points ---- */
 
+static size_t out_max(const stream_t *s)
+{
+    return s->queue.max + (size_t)s->cfg.limits.max_stanza_bytes * 2 + 65536;
+}
+
 int stream_new(stream_t **out, const stream_config_t *cfg)
 {
     int rc = 0;
@@ -610,12 +615,13 @@ int stream_new(stream_t **out, const stream_config_t *cfg)
     } else {
         s->state = STREAM_S_WAIT_HEADER;
     }
-    /* Output holds at most one stanza plus protocol elements between two drains. */
-    buf_init(&s->out, (size_t)s->cfg.limits.max_stanza_bytes * 2 + 65536);
     size_t qmax = (size_t)s->cfg.limits.max_queued_stanzas * s->cfg.limits.max_stanza_bytes;
     if (qmax > (64u << 20))
         qmax = 64u << 20;
     buf_init(&s->queue, qmax);
+    /* Output holds one stanza plus protocol elements between two drains, or (OUT) a flushed
+       queue: bounded by the queue's own bound. */
+    buf_init(&s->out, out_max(s));
     rc = xml_parser_new(&s->xml, &s->cfg.limits, on_event, s);
     if (rc != 0)
         goto fail;
@@ -1088,7 +1094,7 @@ void stream_trim(stream_t *s)
     /* Idle streams keep small buffers only: the next stanza re-grows them once. */
     if (s->ring_count == 0 && s->out.cap > 4096) {
         buf_free(&s->out);
-        buf_init(&s->out, (size_t)s->cfg.limits.max_stanza_bytes * 2 + 65536);
+        buf_init(&s->out, out_max(s));
     }
     if (s->live_q == 0 && s->queue.cap > 0) {
         size_t max = s->queue.max;

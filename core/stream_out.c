@@ -74,11 +74,11 @@ static void flush_pair(stream_t *s, pair_t *p)
         if (q->dead || q->pair != idx)
             continue;
         if (buf_append(&s->out, s->queue.data + q->off, q->len) != 0)
-            break;
+            break; /* stays queued: sent on the next flush or bounced at close */
         q->dead = true;
         s->live_q--;
+        p->queued--;
     }
-    p->queued = 0;
     st_send_commit(s, m);
 }
 
