@@ -735,9 +735,18 @@ int store_tx_hosted_put(store_op_t *op, hosted_t *h, store_put_mode_t mode, uint
                         report_t *rep, char **before, char **after, bool *changed, bool *created)
 {
     hosted_t *old = malloc(sizeof(*old));
-    int ret = old ? hosted_validate(h, rep) : -ENOMEM;
+    char key[DOMAIN_BUF];
+    int ret = old ? 0 : -ENOMEM;
     *before = *after = NULL;
     *changed = *created = false;
+    if (ret)
+        goto out;
+    /* An empty secret keeps the stored one: exports leave secrets out, and re-importing one
+       must not fail or wipe them (as the dialback passphrase in the settings). */
+    if (!h->secret[0] && domain_normalize(h->domain, key, sizeof(key)) == 0 &&
+        store_get_rec(op->e, op->t, DB_HOSTED, key, &schema_hosted, old) == 0)
+        memcpy(h->secret, old->secret, sizeof(h->secret));
+    ret = hosted_validate(h, rep);
     if (ret)
         goto out;
     ret = store_get_rec(op->e, op->t, DB_HOSTED, h->domain, &schema_hosted, old);

@@ -128,7 +128,8 @@ typedef enum {
 
 int store_hosted_get(store_t *s, const char *domain, hosted_t *out);
 int store_hosted_list(store_t *s, int (*cb)(const hosted_t *h, void *arg), void *arg);
-/* Validates (hosted_validate + not a partner domain) and stores. */
+/* Validates (hosted_validate + not a partner domain) and stores. An empty secret keeps the stored
+   one (exports leave secrets out). */
 int store_hosted_put(store_t *s, store_ctx_t *ctx, hosted_t *h, store_put_mode_t mode,
                      uint64_t expected_rev, report_t *rep);
 int store_hosted_remove(store_t *s, store_ctx_t *ctx, const char *domain, report_t *rep);

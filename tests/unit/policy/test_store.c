@@ -286,6 +286,16 @@ static void test_hosted_and_partner_overlap(void **state)
     ctx_reset(fx);
     assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep),
                      FG_ECONFLICT);
+    /* an empty secret keeps the stored one (re-import of an export without secrets) */
+    hosted_t again;
+    assert_int_equal(store_hosted_get(fx->s, "example.org", &again), 0);
+    again.secret[0] = '\0';
+    again.enabled = false;
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &again, STORE_PUT_UPDATE, 0, &fx->rep), 0);
+    assert_int_equal(store_hosted_get(fx->s, "example.org", &again), 0);
+    assert_string_equal(again.secret, "component-secret");
+    assert_false(again.enabled);
     ctx_reset(fx);
     assert_int_equal(store_hosted_remove(fx->s, &fx->ctx, "chat.example.org", &fx->rep), 0);
     ctx_reset(fx);
@@ -455,6 +465,26 @@ static void test_export_import_roundtrip(void **state)
     buf_t a, b;
     buf_init(&a, 1 << 24);
     buf_init(&b, 1 << 24);
+    hosted_t h;
+    hosted_defaults(&h);
+    strcpy(h.domain, "example.org");
+    strcpy(h.secret, "component-secret");
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep), 0);
+    /* an export without secrets re-imports into the same store without losing them */
+    buf_t plain;
+    buf_init(&plain, 1 << 24);
+    assert_int_equal(store_export_json(fx->s, 0, &plain), 0);
+    assert_int_equal(buf_append(&plain, "", 1), 0);
+    assert_null(strstr((char *)plain.data, "component-secret"));
+    assert_null(strstr((char *)plain.data, "dialback_passphrase"));
+    ctx_reset(fx);
+    assert_int_equal(
+        store_import_json(fx->s, &fx->ctx, (const char *)plain.data, plain.len - 1, 0, &fx->rep),
+        0);
+    buf_free(&plain);
+    assert_int_equal(store_hosted_get(fx->s, "example.org", &h), 0);
+    assert_string_equal(h.secret, "component-secret");
     assert_int_equal(store_export_json(fx->s, STORE_EXPORT_SECRETS, &a), 0);
 
     char *dir2 = test_tmpdir();
