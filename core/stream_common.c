@@ -992,7 +992,8 @@ void stream_close(stream_t *s, const char *condition, const char *text)
         st_fail(s, condition, text, condition);
         return;
     }
-    if (s->state == STREAM_S_CONNECTING) {
+    if (s->state == STREAM_S_CONNECTING || (s->kind != STREAM_OUT && !s->header_sent)) {
+        /* Nothing opened on our side yet: there is no stream to close, only the transport. */
         st_close_now(s, NULL, "closed");
         return;
     }
