@@ -417,6 +417,10 @@ int main(int argc, char **argv)
            store_dir);
     fflush(stdout);
     log_info("fedgate started: %u workers", nworkers);
+    if (ncreds == 0)
+        log_warn("fedgate: the store hosts no domain yet, so every stream is refused "
+                 "(<host-unknown/>); add one with: fedgate-admin domain new DOMAIN --cert FILE "
+                 "--key FILE --route component --secret-file FILE");
 
     int sig = wait_for_signal(gw, &sigs);
     log_info("fedgate: %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -59,6 +59,12 @@ def main():
         step("SASL EXTERNAL both ways, seen by Prosody and fedgate")
 
         # A message to a user of the hosted domain with no component connected is bounced.
+        comp.disconnect()
+        time.sleep(0.3)
+        alice.send_message("bob@gw.example", "nobody home")
+        e = alice.wait_error(frm="bob@gw.example", timeout=10)
+        assert e["error"]["condition"] == "service-unavailable", e
+        step("no component connected: bounced with service-unavailable")
         assert lab.stop_process(proc) == 0, "fedgate did not exit cleanly on SIGTERM"
         step("fedgate stopped on SIGTERM")
     return 0
