@@ -518,7 +518,7 @@ static int patch(policy_reader_t *r, cache_t *c, uint64_t counter)
         return ret;
     /* pass 1: classify; pass 2 (partners): remove every changed key, then add back */
     size_t nchanges = 0;
-    bool hosted = false, access = false;
+    bool hosted = false, access = false, settings = false;
     int rc;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -527,8 +527,9 @@ static int patch(policy_reader_t *r, cache_t *c, uint64_t counter)
         const uint8_t *b = k.mv_data;
         if (store_rd_be64(b) > counter)
             break;
-        if (++nchanges > PATCH_MAX || b[8] == STORE_CHANGE_FULL || b[8] == DB_SETTINGS)
+        if (++nchanges > PATCH_MAX || b[8] == STORE_CHANGE_FULL)
             goto rebuild;
+        settings |= b[8] == DB_SETTINGS;
         hosted |= b[8] == DB_HOSTED;
         access |= b[8] == DB_ACCESS;
         if (b[8] == DB_PARTNERS) {
@@ -543,6 +544,22 @@ static int patch(policy_reader_t *r, cache_t *c, uint64_t counter)
     if (rc && rc != MDB_NOTFOUND) {
         ret = store_mdb_err(rc);
         goto out;
+    }
+    if (settings) {
+        /* settings first: add_partner derives the effective connection limits from them */
+        ret = store_get_rec(r->e, r->txn, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings,
+                            &c->settings);
+        if (ret == FG_ENOTFOUND) {
+            settings_defaults(&c->settings);
+            ret = 0;
+        }
+        if (ret)
+            goto out;
+        for (size_t i = 0; i < c->npartners; i++)
+            if (c->partners[i].domain && !c->partners[i].connection_limit_set)
+                c->partners[i].connection_limit = c->settings.partner_connection_limit;
+        if (c->has_def && !c->def.connection_limit_set)
+            c->def.connection_limit = c->settings.partner_connection_limit;
     }
     k.mv_size = 8; /* pass 1 moved k: start again from the first sequence */
     k.mv_data = from;
