@@ -172,6 +172,29 @@ static void refresh_fire(timer_ent_t *t, void *arg)
     timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
 }
 
+static void snap_fire(timer_ent_t *t, void *arg)
+{
+    gw_worker_t *k = arg;
+    gw_sess_snapshot(k);
+    timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_SNAP_MS * 1000000ull);
+}
+
+void gw_streams_collect(void *arg, buf_t *out)
+{
+    gw_t *gw = arg;
+    buf_append_str(out, "# HELP fedgate_stream_info Open streams (value: start, unix seconds)\n"
+                        "# TYPE fedgate_stream_info gauge\n");
+    for (unsigned i = 0; i < gw->nworkers; i++) {
+        pthread_mutex_lock(&gw->snap[i].mu);
+        /* The scrape body is bounded (io/mhttp): the table gives way to the counters. */
+        if (out->len + gw->snap[i].text.len > GW_SNAP_SCRAPE_MAX)
+            buf_append_str(out, "# fedgate_stream_info: table of a worker left out (too big)\n");
+        else
+            buf_append(out, gw->snap[i].text.data, gw->snap[i].text.len);
+        pthread_mutex_unlock(&gw->snap[i].mu);
+    }
+}
+
 void gw_worker_start(worker_t *w)
 {
     gw_t *gw = worker_arg(w);
@@ -196,6 +219,8 @@ void gw_worker_start(worker_t *w)
     worker_set_data(w, k);
     timer_init(&k->refresh, refresh_fire, k);
     timer_arm_at(worker_timers(w), &k->refresh, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
+    timer_init(&k->snap_tmr, snap_fire, k);
+    timer_arm_at(worker_timers(w), &k->snap_tmr, timer_now_ns() + GW_SNAP_MS * 1000000ull);
 }
 
 void gw_worker_stop(worker_t *w)
@@ -204,6 +229,7 @@ void gw_worker_stop(worker_t *w)
     if (!k)
         return;
     timer_cancel(worker_timers(w), &k->refresh);
+    timer_cancel(worker_timers(w), &k->snap_tmr);
     /* Connections are gone (closed by the group before this hook); free what is left. */
     while (k->sessions) {
         gw_sess_t *s = k->sessions;

@@ -37,6 +37,12 @@
 /* How often a worker renews its policy snapshot without being told (ms): a fallback, since every
    store commit wakes the workers at once (inotify in the control thread, wgroup_notify). */
 #define GW_REFRESH_MS 100
+/* Bytes of one worker's stream table snapshot (about 200 bytes a stream). */
+#define GW_SNAP_MAX (2u << 20)
+/* Bytes of a /metrics body past which stream tables are left out (mhttp's body bound is 4 MiB). */
+#define GW_SNAP_SCRAPE_MAX (3u << 20)
+/* How often workers publish their stream table (ms). */
+#define GW_SNAP_MS 1000
 /* Partners whose last failure is remembered for /metrics. */
 #define GW_FAIL_MAX 512
 /* xq message types. */
@@ -79,6 +85,13 @@ typedef struct {
     } fail[GW_FAIL_MAX];
     unsigned nfail;
 
+    /* Each worker's stream table, rebuilt by that worker every GW_SNAP_MS and read by /metrics
+       scrapes (on another worker): one mutex per worker, held only to copy. Owned by main. */
+    struct gw_snap {
+        pthread_mutex_t mu;
+        buf_t text;
+    } * snap;
+
     /* Series registered at start. */
     int m_in, m_out, m_conns, m_refused_unknown, m_refused_limit;
 } gw_t;
@@ -91,6 +104,7 @@ struct gw_worker {
     tls_ctx_t *tls; /* this worker's reference: new handshakes use it */
     dns_t *dns;
     timer_ent_t refresh;
+    timer_ent_t snap_tmr;
     gw_sess_t *sessions; /* every live session of this worker */
     uint64_t next_id;
     uint8_t plain[16384]; /* TLS plaintext scratch */
@@ -135,5 +149,7 @@ void gw_conn_release(gw_t *gw, const char *partner);
 void gw_note_failure(gw_t *gw, const char *partner, const char *reason);
 /* Metrics collector for those (arg: gw_t). */
 void gw_failures_collect(void *arg, buf_t *out);
+/* Metrics collector: every open stream as fedgate_stream_info{...} (arg: gw_t). */
+void gw_streams_collect(void *arg, buf_t *out);
 /* Counts one event in a lazily registered series `name{labels}` on this worker's slot. */
 void gw_count(gw_worker_t *k, const char *name, const char *labels, int64_t v);

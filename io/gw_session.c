@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "core/err.h"
 #include "core/jid.h"
@@ -105,6 +106,7 @@ int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out)
     s->kind = cfg->kind;
     s->verify_only = cfg->verify_only;
     s->id = ++k->next_id;
+    s->since_unix = (uint64_t)time(NULL);
     s->m_open = -1;
     if (cfg->local)
         snprintf(s->local, sizeof(s->local), "%s", cfg->local);
@@ -356,6 +358,8 @@ static void on_authenticated(gw_sess_t *s, const stream_action_t *a)
 {
     gw_worker_t *k = s->k;
     s->auth = a->method;
+    if (!s->local[0] && s->kind != STREAM_OUT && a->to)
+        snprintf(s->local, sizeof(s->local), "%s", a->to);
     const char *dir = kind_name(s);
     const char *tv = s->tls ? tls_conn_version(s->tls) : NULL;
     /* The pair in the direction stanzas flow: remote -> local inbound, local -> remote out. */
@@ -898,4 +902,31 @@ void gw_sess_recheck(gw_worker_t *k)
             gw_sess_drain(s);
         }
     }
+}
+
+void gw_sess_snapshot(gw_worker_t *k)
+{
+    struct gw_snap *sn = &k->gw->snap[k->idx];
+    char line[1024], part[STREAM_DOMAIN_MAX * 2 + 1], loc[STREAM_DOMAIN_MAX * 2 + 1],
+        rem[STREAM_DOMAIN_MAX * 2 + 1];
+    pthread_mutex_lock(&sn->mu);
+    buf_reset(&sn->text);
+    for (gw_sess_t *s = k->sessions; s; s = s->next) {
+        if (s->dead)
+            continue;
+        const char *tv = s->tls && s->tls_up ? tls_conn_version(s->tls) : NULL;
+        metrics_escape_label(s->partner, part, sizeof(part));
+        metrics_escape_label(s->local, loc, sizeof(loc));
+        metrics_escape_label(s->remote, rem, sizeof(rem));
+        int n = snprintf(line, sizeof(line),
+                         "fedgate_stream_info{id=\"%llx\",dir=\"%s\",partner=\"%s\","
+                         "local=\"%s\",remote=\"%s\",state=\"%s\",auth=\"%s\",tls=\"%s\"} "
+                         "%llu\n",
+                         (unsigned long long)sess_cid(s), kind_name(s), part, loc, rem,
+                         stream_state_name(stream_state(s->st)), stream_auth_name(s->auth),
+                         tv ? tv : "none", (unsigned long long)s->since_unix);
+        if (n > 0 && (size_t)n < sizeof(line) && buf_append(&sn->text, line, (size_t)n) != 0)
+            break; /* bounded: a partial table beats none */
+    }
+    pthread_mutex_unlock(&sn->mu);
 }

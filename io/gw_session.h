@@ -39,7 +39,8 @@ struct gw_sess {
     bool counted;  /* holds a partner connection slot */
     bool comp_registered;
     stream_auth_t auth;
-    int m_open; /* gauge series of this stream once authenticated, else -1 */
+    uint64_t since_unix; /* creation, wall clock seconds */
+    int m_open;          /* gauge series of this stream once authenticated, else -1 */
     char local[STREAM_DOMAIN_MAX + 1];
     char remote[STREAM_DOMAIN_MAX + 1];
     char partner[STREAM_DOMAIN_MAX + 1]; /* primary domain of the partner, "" if none */
@@ -78,5 +79,7 @@ void gw_sess_close_all(gw_worker_t *k, const char *condition, const char *text);
 const policy_hosted_t *gw_internal_server(gw_worker_t *k, const char *domain);
 /* Negotiation rules toward internal servers. */
 void gw_internal_rules(peer_rules_t *r);
+/* Rebuild k's stream table snapshot (gw_t.snap[k->idx]). */
+void gw_sess_snapshot(gw_worker_t *k);
 /* Re-check open partner streams against the current policy snapshot (DESIGN.md §4). */
 void gw_sess_recheck(gw_worker_t *k);

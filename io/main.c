@@ -388,6 +388,13 @@ int main(int argc, char **argv)
         metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_streams_refused_total",
                          "reason=\"connection-limit\"", "Streams refused");
 
+    gw->snap = calloc(nworkers, sizeof(*gw->snap));
+    if (!gw->snap)
+        goto out;
+    for (unsigned i = 0; i < nworkers; i++) {
+        pthread_mutex_init(&gw->snap[i].mu, NULL);
+        buf_init(&gw->snap[i].text, GW_SNAP_MAX);
+    }
     wgroup_config_t wc = {.nworkers = nworkers,
                           .on_start = gw_worker_start,
                           .on_stop = gw_worker_stop,
@@ -402,6 +409,7 @@ int main(int argc, char **argv)
     metrics_add_collector(gw->metrics, wgroup_metrics_collect, gw->g);
     metrics_add_collector(gw->metrics, collect_gw, gw);
     metrics_add_collector(gw->metrics, gw_failures_collect, gw);
+    metrics_add_collector(gw->metrics, gw_streams_collect, gw);
     const settings_t *st = &gw->settings;
     if (open_listener(gw, "s2s", o_s2s ? o_s2s : st->listen_s2s, &gw_in_ops) ||
         open_listener(gw, "s2s direct TLS", o_tls ? o_tls : st->listen_s2s_tls, &gw_tls_ops) ||
@@ -448,6 +456,13 @@ out:
         wgroup_destroy(gw->g);
     if (gw->metrics)
         metrics_destroy(gw->metrics);
+    if (gw->snap) {
+        for (unsigned i = 0; i < nworkers; i++) {
+            buf_free(&gw->snap[i].text);
+            pthread_mutex_destroy(&gw->snap[i].mu);
+        }
+        free(gw->snap);
+    }
     if (gw->tls)
         tls_ctx_unref(gw->tls);
     return rc;

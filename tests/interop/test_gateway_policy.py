@@ -68,6 +68,9 @@ def main():
         alice.wait_message(frm="bob@gw.example", body="reply")
         m = gwlab.metrics(gw)
         assert 'fedgate_streams_open{dir="in",partner="a.example",auth="sasl"' in m, m
+        time.sleep(1.1)  # the stream table is republished every second
+        m = gwlab.metrics(gw)
+        assert 'dir="in",partner="a.example",local="gw.example",remote="a.example",state="open",auth="sasl"' in m, m
         step("a.example streams up both ways")
 
         # A hosted domain added while running: its certificate is loaded without a restart.
