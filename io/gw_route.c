@@ -55,6 +55,11 @@ void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, 
         gw_route_bounce(k, data, len, "service-unavailable");
         return;
     }
+    if (gw_sess_congested(c, len)) {
+        count_refused(k, "congested");
+        gw_route_bounce(k, data, len, "resource-constraint");
+        return;
+    }
     int rc = stream_send(c->st, from, to, data, len);
     if (rc != 0) {
         gw_route_bounce(k, data, len,
@@ -112,6 +117,11 @@ static void route_internal(gw_worker_t *k, const policy_hosted_t *h, const char 
         log_debug("out %s -> %s: opening a stream to the internal server %s:%u", fd, h->domain,
                   h->target_host, h->target_port ? h->target_port : 5269);
         fresh = true;
+    }
+    if (gw_sess_congested(s, len)) {
+        count_refused(k, "congested");
+        gw_route_bounce(k, data, len, "resource-constraint");
+        return;
     }
     int rc = stream_send(s->st, from, to, data, len);
     if (rc != 0)
@@ -207,6 +217,11 @@ static void route_partner(gw_worker_t *k, const char *fd, const char *td, const 
             return;
         }
         fresh = true;
+    }
+    if (gw_sess_congested(s, len)) {
+        count_refused(k, "congested");
+        gw_route_bounce(k, data, len, "resource-constraint");
+        return;
     }
     int rc = stream_send(s->st, from, to, data, len);
     if (rc != 0) {

@@ -930,3 +930,12 @@ void gw_sess_snapshot(gw_worker_t *k)
     }
     pthread_mutex_unlock(&sn->mu);
 }
+
+bool gw_sess_congested(const gw_sess_t *s, size_t len)
+{
+    if (!s->conn)
+        return false; /* not connected yet: the engine's own bounded queue applies */
+    size_t pending = s->tls ? tls_conn_cipher_pending(s->tls) : 0;
+    /* Room for the stanza, TLS record overhead and what TLS still holds. */
+    return conn_send_space(s->conn) < len + pending + 4096;
+}

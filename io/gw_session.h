@@ -79,6 +79,9 @@ void gw_sess_close_all(gw_worker_t *k, const char *condition, const char *text);
 const policy_hosted_t *gw_internal_server(gw_worker_t *k, const char *domain);
 /* Negotiation rules toward internal servers. */
 void gw_internal_rules(peer_rules_t *r);
+/* True when s's send queue has no room for len more bytes: the stanza is bounced with
+   resource-constraint rather than overflowing the queue (which would cost the whole connection). */
+bool gw_sess_congested(const gw_sess_t *s, size_t len);
 /* Rebuild k's stream table snapshot (gw_t.snap[k->idx]). */
 void gw_sess_snapshot(gw_worker_t *k);
 /* Re-check open partner streams against the current policy snapshot (DESIGN.md §4). */
