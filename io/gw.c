@@ -287,7 +287,6 @@ void gw_worker_msg(worker_t *w, const xq_msg_t *m)
     switch (m->type) {
     case GW_MSG_DELIVER: {
         gw_route_msg_t *rm = m->ptr;
-        gw_worker_refresh(k);
         gw_route_local_component(k, rm->from, rm->to, rm->data, rm->len);
         free(rm);
         break;

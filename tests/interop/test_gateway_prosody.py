@@ -58,6 +58,15 @@ def main():
         assert 'fedgate_stanzas_total{dir="in"}' in m and 'auth="sasl"' in m, m
         step("SASL EXTERNAL both ways, seen by Prosody and fedgate")
 
+        # Message bodies stay out of the log unless EnableLoggingAllMessageBodies is on.
+        assert "hi over sasl" not in gwlab.log_text(proc)
+        store.cli("gateway", "set", "--log-message-bodies", "true")
+        time.sleep(0.2)
+        alice.send_message("bob@gw.example", "logged body")
+        comp.wait_message(frm=alice.jid, body="logged body")
+        gwlab.wait_log(proc, "logged body")
+        step("bodies logged only with EnableLoggingAllMessageBodies")
+
         # A message to a user of the hosted domain with no component connected is bounced.
         comp.disconnect()
         time.sleep(0.3)
