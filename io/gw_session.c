@@ -446,9 +446,9 @@ static void on_close_action(gw_sess_t *s, const stream_action_t *a)
             flush_cipher(s);
         }
         conn_close(s->conn);
-    } else if (!s->dns_pending || s->opened) {
-        timer_arm_at(worker_timers(s->k->w), &s->free_tmr, timer_now_ns());
     } else {
+        /* No connection (still resolving, or every connect failed): free from the loop, once
+           nobody up the stack holds the session. */
         timer_arm_at(worker_timers(s->k->w), &s->free_tmr, timer_now_ns());
     }
 }
