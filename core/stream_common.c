@@ -848,6 +848,10 @@ int stream_policy(stream_t *s, const char *domain, bool allowed, const peer_rule
     int rc = 0;
     st_begin_call(s, s->now);
     dom_t *d = domain ? st_dom_find(s, domain) : NULL;
+    if (s->state == STREAM_S_CLOSED || s->closing_sent) {
+        rc = FG_EPROTO; /* nothing more may be written on this stream */
+        goto out;
+    }
     if (!d || d->state != DOM_PENDING || s->kind != STREAM_IN) {
         rc = FG_ENOTFOUND;
         goto out;
@@ -878,7 +882,8 @@ int stream_verify_result(stream_t *s, const char *from, const char *to, const ch
 {
     int rc = FG_ENOTFOUND;
     st_begin_call(s, s->now);
-    if (s->kind == STREAM_IN && from && to && id && strcmp(id, s->id) == 0) {
+    if (s->kind == STREAM_IN && from && to && id && strcmp(id, s->id) == 0 &&
+        s->state != STREAM_S_CLOSED && !s->closing_sent) {
         pair_t *p = st_pair_find(s, from, to);
         if (p && p->state == PAIR_VERIFYING)
             rc = st_in_verify_result(s, p, result, condition);

@@ -752,6 +752,14 @@ static void do_event(run_t *r, char *p)
         int rc = stream_verify_result(r->s, from, to, id, v, cond);
         if (rc != 0)
             fail(r, "stream_verify_result: %s", fg_strerror(rc));
+    } else if (strcmp(w, "verify-late") == 0) {
+        /* an answer the stream must ignore: no error, no output */
+        char *from = next_word(&p), *to = next_word(&p);
+        char id[200];
+        snprintf(id, sizeof(id), "%s", stream_id(r->s));
+        if (!from || !to ||
+            stream_verify_result(r->s, from, to, id, STREAM_VERIFY_VALID, NULL) != FG_ENOTFOUND)
+            fail(r, "a late verify answer was not ignored");
     } else if (strcmp(w, "connected") == 0) {
         int rc = stream_out_connected(r->s, r->now);
         if (rc != 0)
