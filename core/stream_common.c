@@ -949,9 +949,6 @@ int stream_send(stream_t *s, const char *from, const char *to, const void *data,
     }
     if (s->kind == STREAM_OUT) {
         pair_t *p = st_pair_find(s, fd, td);
-        if (!p && s->bidi)
-            /* XEP-0288: the peer authenticated to us on this stream may receive replies. */
-            p = st_pair_find(s, td, fd);
         rc = p ? st_out_send(s, p, data, len) : FG_EREFUSED;
         goto out;
     }
