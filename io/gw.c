@@ -175,6 +175,7 @@ static void refresh_fire(timer_ent_t *t, void *arg)
 static void snap_fire(timer_ent_t *t, void *arg)
 {
     gw_worker_t *k = arg;
+    gw_sess_trim(k);
     gw_sess_snapshot(k);
     timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_SNAP_MS * 1000000ull);
 }

@@ -45,6 +45,9 @@
 #define GW_SNAP_MS 1000
 /* Partners whose last failure is remembered for /metrics. */
 #define GW_FAIL_MAX 512
+/* Buckets of each worker's table of routable sessions (OUT streams by domain pair, components by
+   domain): the stanza path finds its stream without walking every session. */
+#define GW_ROUTE_BUCKETS 4096
 /* xq message types. */
 enum { GW_MSG_DELIVER = 1, GW_MSG_SHUTDOWN = 2, GW_MSG_TLS = 3 };
 
@@ -106,6 +109,7 @@ struct gw_worker {
     timer_ent_t refresh;
     timer_ent_t snap_tmr;
     gw_sess_t *sessions; /* every live session of this worker */
+    gw_sess_t *route_tab[GW_ROUTE_BUCKETS];
     uint64_t next_id;
     uint8_t plain[16384]; /* TLS plaintext scratch */
     /* Bounces: a private parser turns a serialized stanza back into a tree, stanza_bounce() builds

@@ -37,11 +37,8 @@ static void count_refused(gw_worker_t *k, const char *reason)
 
 static gw_sess_t *find_component(gw_worker_t *k, const char *domain)
 {
-    for (gw_sess_t *s = k->sessions; s; s = s->next)
-        if (s->kind == STREAM_COMPONENT && s->comp_registered && !s->dead &&
-            strcmp(s->remote, domain) == 0)
-            return s;
-    return NULL;
+    gw_sess_t *s = gw_sess_route_find(k, STREAM_COMPONENT, "", domain);
+    return s && s->comp_registered ? s : NULL;
 }
 
 void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, const void *data,
@@ -114,6 +111,7 @@ static void route_internal(gw_worker_t *k, const policy_hosted_t *h, const char 
             gw_route_bounce(k, data, len, "resource-constraint");
             return;
         }
+        gw_sess_route_add(s);
         log_debug("out %s -> %s: opening a stream to the internal server %s:%u", fd, h->domain,
                   h->target_host, h->target_port ? h->target_port : 5269);
         fresh = true;
@@ -160,11 +158,7 @@ static void route_hosted(gw_worker_t *k, const policy_hosted_t *h, const char *f
 
 static gw_sess_t *find_out(gw_worker_t *k, const char *local, const char *remote)
 {
-    for (gw_sess_t *s = k->sessions; s; s = s->next)
-        if (s->kind == STREAM_OUT && !s->verify_only && !s->dead && strcmp(s->local, local) == 0 &&
-            strcmp(s->remote, remote) == 0)
-            return s;
-    return NULL;
+    return gw_sess_route_find(k, STREAM_OUT, local, remote);
 }
 
 static gw_sess_t *open_out(gw_worker_t *k, const char *local, const char *remote,
@@ -188,6 +182,7 @@ static gw_sess_t *open_out(gw_worker_t *k, const char *local, const char *remote
     }
     s->counted = true;
     snprintf(s->partner, sizeof(s->partner), "%s", p->domain);
+    gw_sess_route_add(s);
     log_debug("out %s -> %s: opening a stream", local, remote);
     return s;
 }

@@ -123,6 +123,56 @@ int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out)
     return 0;
 }
 
+static uint32_t route_hash(stream_kind_t kind, const char *local, const char *remote)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)kind; /* FNV-1a */
+    for (const char *p = local; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    h = (h ^ 0xffu) * 16777619u;
+    for (const char *p = remote; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h;
+}
+
+static const char *route_local(const gw_sess_t *s)
+{
+    return s->kind == STREAM_COMPONENT ? "" : s->local;
+}
+
+void gw_sess_route_add(gw_sess_t *s)
+{
+    if (s->routed)
+        return;
+    s->rhash = route_hash(s->kind, route_local(s), s->remote);
+    gw_sess_t **head = &s->k->route_tab[s->rhash % GW_ROUTE_BUCKETS];
+    s->rnext = *head;
+    *head = s;
+    s->routed = true;
+}
+
+static void route_remove(gw_sess_t *s)
+{
+    if (!s->routed)
+        return;
+    for (gw_sess_t **p = &s->k->route_tab[s->rhash % GW_ROUTE_BUCKETS]; *p; p = &(*p)->rnext)
+        if (*p == s) {
+            *p = s->rnext;
+            break;
+        }
+    s->routed = false;
+}
+
+gw_sess_t *gw_sess_route_find(gw_worker_t *k, stream_kind_t kind, const char *local,
+                              const char *remote)
+{
+    uint32_t h = route_hash(kind, local, remote);
+    for (gw_sess_t *s = k->route_tab[h % GW_ROUTE_BUCKETS]; s; s = s->rnext)
+        if (s->rhash == h && !s->dead && s->kind == kind && strcmp(route_local(s), local) == 0 &&
+            strcmp(s->remote, remote) == 0)
+            return s;
+    return NULL;
+}
+
 gw_sess_t *gw_sess_find(gw_worker_t *k, uint64_t id)
 {
     for (gw_sess_t *s = k->sessions; s; s = s->next)
@@ -151,6 +201,7 @@ static void sess_free(gw_sess_t *s)
         gw_conn_release(k->gw, s->partner);
     if (s->comp_registered)
         gw_comp_unregister(k->gw, s->remote, s->id);
+    route_remove(s);
     if (s->m_open >= 0)
         metrics_add(k->gw->metrics, k->idx, s->m_open, -1);
     if (s->prev)
@@ -370,6 +421,7 @@ static void on_authenticated(gw_sess_t *s, const stream_action_t *a)
     if (s->kind == STREAM_COMPONENT) {
         gw_comp_register(k->gw, s->remote, k->idx, s->id);
         s->comp_registered = true;
+        gw_sess_route_add(s);
     }
     char part[STREAM_DOMAIN_MAX * 2 + 1], labels[STREAM_DOMAIN_MAX * 2 + 128];
     metrics_escape_label(s->partner[0] ? s->partner : s->remote, part, sizeof(part));
@@ -942,4 +994,20 @@ bool gw_sess_congested(const gw_sess_t *s, size_t len)
     size_t pending = s->tls ? tls_conn_cipher_pending(s->tls) : 0;
     /* Room for the stanza, TLS record overhead and what TLS still holds. */
     return conn_send_space(s->conn) < len + pending + 4096;
+}
+
+void gw_sess_trim(gw_worker_t *k)
+{
+    /* Once a second: idle streams give back buffer capacity a burst made them grow, so 15,000
+       idle streams stay small. Active ones regrow it, at most once a second each. */
+    for (gw_sess_t *s = k->sessions; s; s = s->next) {
+        if (s->dead)
+            continue;
+        if (stream_state(s->st) == STREAM_S_OPEN)
+            stream_trim(s->st);
+        if (s->pin.len == 0 && s->pin.cap > 0) {
+            buf_free(&s->pin);
+            buf_init(&s->pin, GW_PIN_MAX);
+        }
+    }
 }

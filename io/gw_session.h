@@ -24,6 +24,9 @@
 struct gw_sess {
     gw_worker_t *k;
     gw_sess_t *prev, *next;
+    gw_sess_t *rnext; /* chain in k->route_tab */
+    bool routed;      /* in k->route_tab */
+    uint32_t rhash;
     uint64_t id;
     conn_t *conn; /* NULL while an OUT stream resolves or connects */
     stream_t *st;
@@ -69,6 +72,12 @@ extern const conn_ops_t gw_out_ops;  /* outgoing connections (ctx: the session) 
 int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out);
 /* Carry out every pending action of the engine. */
 void gw_sess_drain(gw_sess_t *s);
+/* Make s findable by gw_sess_route_find (OUT: by its pair; COMPONENT: by its domain). Its
+   local/remote must not change afterwards; it leaves the table when freed. */
+void gw_sess_route_add(gw_sess_t *s);
+/* The live session of `kind` for (local, remote) on worker k (components: local ""), or NULL. */
+gw_sess_t *gw_sess_route_find(gw_worker_t *k, stream_kind_t kind, const char *local,
+                              const char *remote);
 /* The session whose id is `id` on worker k, or NULL. */
 gw_sess_t *gw_sess_find(gw_worker_t *k, uint64_t id);
 /* OUT: resolve the partner (ProxyFqdn or SRV) and connect. 0 or an error (stream closed then). */
@@ -82,6 +91,8 @@ void gw_internal_rules(peer_rules_t *r);
 /* True when s's send queue has no room for len more bytes: the stanza is bounced with
    resource-constraint rather than overflowing the queue (which would cost the whole connection). */
 bool gw_sess_congested(const gw_sess_t *s, size_t len);
+/* Release buffer capacity idle sessions of k no longer need. */
+void gw_sess_trim(gw_worker_t *k);
 /* Rebuild k's stream table snapshot (gw_t.snap[k->idx]). */
 void gw_sess_snapshot(gw_worker_t *k);
 /* Re-check open partner streams against the current policy snapshot (DESIGN.md §4). */
