@@ -144,13 +144,15 @@ bool sasl_cert_covers(const char *const *names, size_t n, const char *domain)
         if (sasl_domain_equal(nm, nlen, domain, dlen))
             return true;
         if (nlen > 2 && nm[0] == '*' && nm[1] == '.') {
-            /* The wildcard replaces the whole first label of domain, which must be non-empty and
-               followed by at least two more labels' worth of the suffix. */
+            /* The wildcard replaces the whole first label of domain, which must be non-empty:
+               the same rule as tls_identity_match_one(), so that the certificate tls/ reports as
+               matching is the one the engine offers EXTERNAL for. Which names a CA may sign is
+               the trust anchors' business, not this check's. */
             const char *dot = memchr(domain, '.', dlen);
             if (!dot || dot == domain)
                 continue;
             size_t rest = dlen - (size_t)(dot + 1 - domain);
-            if (sasl_domain_equal(nm + 2, nlen - 2, dot + 1, rest) && memchr(nm + 2, '.', nlen - 2))
+            if (sasl_domain_equal(nm + 2, nlen - 2, dot + 1, rest))
                 return true;
         }
     }

@@ -101,8 +101,11 @@ static void test_cert_covers(void **state)
     assert_false(sasl_cert_covers(names, 2, "example.com"));
     assert_false(sasl_cert_covers(names, 2, "montague.lit"));
     assert_false(sasl_cert_covers(names, 0, "capulet.lit"));
-    const char *tld[] = {"*.com"};
-    assert_false(sasl_cert_covers(tld, 1, "example.com"));
+    /* One label under a single-label suffix, as tls_identity_match_one() decides it. */
+    const char *single[] = {"*.example"};
+    assert_true(sasl_cert_covers(single, 1, "a.example"));
+    assert_false(sasl_cert_covers(single, 1, "example"));
+    assert_false(sasl_cert_covers(single, 1, "b.a.example"));
 }
 
 int main(void)
