@@ -2,6 +2,7 @@
 
 #include "core/err.h"
 #include "policy/domain.h"
+#include "policy/partner.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -621,25 +622,30 @@ size_t json_decode_object(const schema_t *s, const json_doc_t *d, int t, void *o
                 snprintf(err, sizeof(err), "expected an array of domains");
                 rc = FG_EPARSE;
             } else {
-                /* Join into the comma form so the one list parser applies. */
-                size_t n = 0;
-                local[0] = '\0';
-                for (uint32_t e = 0; !rc && e < vt->size; e++) {
-                    char item[1024];
-                    int it = json_child(d, (int)v, e);
-                    if (json_string(d, it, item, sizeof(item)) || strpbrk(item, ", ;\t\r\n")) {
-                        snprintf(err, sizeof(err), "element %u is not a domain string", e);
+                /* Element by element through the list parser the CLI uses, so a bad element
+                   gets the same message ("invalid domain \"bad domain.example\": ...") and
+                   a comma inside an element is part of it, not a separator. */
+                const char *items[PARTNER_MAX_DOMAINS + 1];
+                char list[PARTNER_MAX_DOMAINS * DOMAIN_BUF + 1024];
+                size_t n = 0, used = 0;
+                uint32_t e = 0;
+                for (uint32_t it = v + 1; !rc && e < vt->size; e++, it = d->tok[it].next) {
+                    if (e > PARTNER_MAX_DOMAINS) {
+                        snprintf(err, sizeof(err), "more than %d domains", PARTNER_MAX_DOMAINS);
+                        rc = FG_ELIMIT;
+                    } else if (d->tok[it].type != JSON_STRING) {
+                        snprintf(err, sizeof(err), "element %u is not a string", e);
                         rc = FG_EPARSE;
-                    } else if (n + strlen(item) + 2 >= sizeof(local)) {
-                        snprintf(err, sizeof(err), "too many domains");
+                    } else if (json_string(d, (int)it, list + used, sizeof(list) - used)) {
+                        snprintf(err, sizeof(err), "element %u is too long or malformed", e);
                         rc = FG_ELIMIT;
                     } else {
-                        n += (size_t)snprintf(local + n, sizeof(local) - n, "%s%s", e ? "," : "",
-                                              item);
+                        items[n++] = list + used;
+                        used += strlen(list + used) + 1;
                     }
                 }
                 if (!rc)
-                    rc = schema_parse_value(f, obj, local, err, sizeof(err));
+                    rc = schema_parse_list(f, obj, items, n, err, sizeof(err));
             }
         } else {
             if (vt->type == JSON_NULL && f->type != SCHEMA_DOMAIN && f->type != SCHEMA_ENUM) {

@@ -685,6 +685,54 @@ static int check_text_value(const schema_field_t *f, const char *t, size_t n, ch
     return 0;
 }
 
+int schema_parse_list(const schema_field_t *f, void *obj, const char *const *items, size_t n,
+                      char *err, size_t errlen)
+{
+    /* Parse into scratch first so a bad element leaves the list unchanged. */
+    char tmp[PARTNER_MAX_DOMAINS][DOMAIN_BUF];
+    size_t count = 0;
+    if (errlen)
+        err[0] = '\0';
+    if (f->type != SCHEMA_DOMAIN_LIST) {
+        snprintf(err, errlen, "%s is not a list", fname(f));
+        return FG_EPARSE;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *s = items[i] ? items[i] : "";
+        size_t len = strlen(s);
+        while (len && (s[0] == ' ' || s[0] == '\t')) {
+            s++;
+            len--;
+        }
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        if (!len)
+            continue; /* "a,,b" and a trailing comma: nothing named, nothing to refuse */
+        if (count >= f->max || count >= PARTNER_MAX_DOMAINS) {
+            snprintf(err, errlen, "%s: more than %llu domains", fname(f),
+                     (unsigned long long)f->max);
+            return FG_ELIMIT;
+        }
+        char item[1024];
+        if (len >= sizeof(item))
+            len = sizeof(item) - 1; /* still longer than any domain: refused below, named */
+        memcpy(item, s, len);
+        item[len] = '\0';
+        const char *why;
+        if (domain_normalize_why(item, tmp[count], DOMAIN_BUF, &why)) {
+            char line[512];
+            domain_error_line(item, why, line, sizeof(line));
+            snprintf(err, errlen, "%s: %s", fname(f), line);
+            return FG_EDOMAIN;
+        }
+        count++;
+    }
+    for (size_t i = 0; i < count; i++)
+        memcpy(list_item(obj, f, i), tmp[i], DOMAIN_BUF);
+    set_u32(obj, f->offset_aux, (uint32_t)count);
+    return 0;
+}
+
 int schema_parse_value(const schema_field_t *f, void *obj, const char *text, char *err,
                        size_t errlen)
 {
@@ -777,42 +825,33 @@ int schema_parse_value(const schema_field_t *f, void *obj, const char *text, cha
         break;
     }
     case SCHEMA_DOMAIN_LIST: {
-        /* Parse into a scratch count first so a bad item leaves the list unchanged. */
-        char item[1024];
-        size_t count = 0;
-        const char *p = text;
-        char tmp[PARTNER_MAX_DOMAINS][DOMAIN_BUF];
-        while (*p) {
-            while (*p == ',' || *p == ';' || isspace((unsigned char)*p))
-                p++;
-            if (!*p)
-                break;
-            size_t n = 0;
-            while (p[n] && p[n] != ',' && p[n] != ';' && !isspace((unsigned char)p[n]))
-                n++;
-            if (n >= sizeof(item))
-                n = sizeof(item) - 1;
-            memcpy(item, p, n);
-            item[n] = '\0';
-            p += n;
-            if (count >= f->max || count >= PARTNER_MAX_DOMAINS) {
-                snprintf(err, errlen, "%s: more than %llu domains", fname(f),
-                         (unsigned long long)f->max);
-                return FG_ELIMIT;
-            }
-            const char *why;
-            if (domain_normalize_why(item, tmp[count], DOMAIN_BUF, &why)) {
-                char line[512];
-                domain_error_line(item, why, line, sizeof(line));
-                snprintf(err, errlen, "%s: %s", fname(f), line);
-                return FG_EDOMAIN;
-            }
-            count++;
+        /* Commas only: a space inside an element is part of it (and makes it invalid), so
+           "bad domain.example" is refused whole instead of becoming two domains. */
+        const char *items[PARTNER_MAX_DOMAINS + 1];
+        char copy[PARTNER_MAX_DOMAINS * DOMAIN_BUF + 64];
+        size_t n = 0, len = strlen(text);
+        if (len >= sizeof(copy)) {
+            snprintf(err, errlen, "%s: more than %llu domains", fname(f),
+                     (unsigned long long)f->max);
+            return FG_ELIMIT;
         }
-        for (size_t i = 0; i < count; i++)
-            memcpy(list_item(obj, f, i), tmp[i], DOMAIN_BUF);
-        set_u32(obj, f->offset_aux, (uint32_t)count);
-        break;
+        memcpy(copy, text, len + 1);
+        for (char *p = copy; p;) {
+            char *comma = strchr(p, ',');
+            if (comma)
+                *comma = '\0';
+            if (p[strspn(p, " \t")]) {
+                /* One over the limit is enough for schema_parse_list to refuse it. */
+                if (n > PARTNER_MAX_DOMAINS) {
+                    snprintf(err, errlen, "%s: more than %llu domains", fname(f),
+                             (unsigned long long)f->max);
+                    return FG_ELIMIT;
+                }
+                items[n++] = p;
+            }
+            p = comma ? comma + 1 : NULL;
+        }
+        return schema_parse_list(f, obj, items, n, err, errlen);
     }
     case SCHEMA_HOSTPORT: {
         if (!*text) {

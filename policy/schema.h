@@ -96,10 +96,20 @@ const schema_field_t *schema_find(const schema_t *s, const char *name);
  * Parse the text form of one value (CLI option, CSV cell, form field) into obj. 0, or FG_EPARSE /
  * FG_EDOMAIN / FG_ELIMIT with `err` holding one line naming the field and the value:
  * `connection-limit: "-3" is not a number between 0 and 100000`. For DOMAIN_LIST the text is a
- * comma-separated list and replaces the list. READONLY fields return FG_EREFUSED.
+ * list separated by commas only (surrounding spaces trimmed, see schema_parse_list) and replaces
+ * the list. READONLY fields return FG_EREFUSED.
  */
 int schema_parse_value(const schema_field_t *f, void *obj, const char *text, char *err,
                        size_t errlen);
+
+/*
+ * The element form of a DOMAIN_LIST (JSON arrays): each element is trimmed of surrounding spaces
+ * and tabs, blank ones are skipped, and every other element must be one valid domain (a comma or
+ * an inner space makes it invalid). Replaces the list; on error the list is unchanged and `err`
+ * holds the same line schema_parse_value gives for that element.
+ */
+int schema_parse_list(const schema_field_t *f, void *obj, const char *const *items, size_t n,
+                      char *err, size_t errlen);
 
 /* Text form of one value; secrets print as "(set)"/"(unset)" unless show_secret. Returns strlen
    of the full text (snprintf rule). */
