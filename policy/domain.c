@@ -38,6 +38,37 @@ static const char *check_ldh(const char *s, size_t len)
     return NULL;
 }
 
+#define REASON_IP "an IP address is not a domain; name the partner by its XMPP domain"
+
+/* Digits and dots only: every form inet_aton takes for IPv4 ("1.2.3.4", "127.1", "3232235777"),
+   valid or not. Colons with hex digits: IPv6, bracketed or not. Checked before the LDH rules so
+   the operator reads why, not "a character other than a letter". */
+static bool looks_like_ip(const char *s)
+{
+    bool colon = strchr(s, ':') != NULL, digits_dots = true;
+    for (const char *p = s; *p; p++) {
+        if (!isdigit((unsigned char)*p) && *p != '.')
+            digits_dots = false;
+        if (colon && !isxdigit((unsigned char)*p) && !strchr(":.[]%", *p))
+            return false;
+    }
+    return colon || digits_dots;
+}
+
+/* RFC 3696 §2: a top-level label is never all-numeric; such a name would read as an address. */
+static bool numeric_tld(const char *s, size_t len)
+{
+    size_t i = len;
+    while (i > 0 && s[i - 1] != '.')
+        i--;
+    if (i == len)
+        return false;
+    for (size_t k = i; k < len; k++)
+        if (!isdigit((unsigned char)s[k]))
+            return false;
+    return true;
+}
+
 static bool has_alabel(const char *s)
 {
     for (const char *p = s; *p; p++)
@@ -46,7 +77,7 @@ static bool has_alabel(const char *s)
     return false;
 }
 
-int domain_normalize_why(const char *in, char *out, size_t outlen, const char **why)
+static int normalize(const char *in, char *out, size_t outlen, const char **why, bool name)
 {
     char tmp[1024];
     const char *reason = NULL;
@@ -84,6 +115,10 @@ int domain_normalize_why(const char *in, char *out, size_t outlen, const char **
         goto out;
     }
 
+    if (name && looks_like_ip(tmp)) {
+        reason = REASON_IP;
+        goto out;
+    }
     const char *ascii_name = tmp;
     if (!ascii || has_alabel(tmp)) {
         /* IDNA2008 with UTS #46 non-transitional mapping: ß and ς stay distinct, as browsers
@@ -103,6 +138,14 @@ int domain_normalize_why(const char *in, char *out, size_t outlen, const char **
     reason = check_ldh(ascii_name, len);
     if (reason)
         goto out;
+    if (name && numeric_tld(ascii_name, len)) {
+        /* After IDNA: fullwidth digits map to ASCII ones. */
+        reason = looks_like_ip(ascii_name)
+                     ? REASON_IP
+                     : "the top-level label is all digits, which no domain has (RFC 3696 "
+                       "section 2)";
+        goto out;
+    }
     if (len + 1 > outlen) {
         ret = FG_ELIMIT;
         reason = "output buffer too small";
@@ -118,6 +161,16 @@ out:
     return ret;
 }
 
+int domain_normalize_why(const char *in, char *out, size_t outlen, const char **why)
+{
+    return normalize(in, out, outlen, why, true);
+}
+
+int domain_normalize_key(const char *in, char *out, size_t outlen, const char **why)
+{
+    return normalize(in, out, outlen, why, false);
+}
+
 int domain_normalize(const char *in, char *out, size_t outlen)
 {
     return domain_normalize_why(in, out, outlen, NULL);
@@ -126,7 +179,7 @@ int domain_normalize(const char *in, char *out, size_t outlen)
 bool domain_is_normalized(const char *in)
 {
     size_t len = strlen(in);
-    return check_ldh(in, len) == NULL;
+    return check_ldh(in, len) == NULL && !numeric_tld(in, len);
 }
 
 size_t domain_error_line(const char *in, const char *why, char *out, size_t outlen)

@@ -4,8 +4,10 @@
  *
  * A normalised domain is lower case, has no trailing dot, is in IDNA2008 A-label form (libidn2,
  * non-transitional processing), and obeys RFC 1035/1123: total length <= 253, labels of 1..63
- * octets, letters/digits/hyphen only, no hyphen at either end of a label. Every key of the
- * partners, partner_domains and hosted databases is normalised; lookups compare bytes.
+ * octets, letters/digits/hyphen only, no hyphen at either end of a label. It is a name, not an
+ * address: IP literals ("1.2.3.4", "127.1", "::1") and names whose top-level label is all digits
+ * are refused (RFC 3696 §2). Every key of the partners, partner_domains and hosted databases is
+ * normalised; lookups compare bytes.
  *
  * No allocation escapes: outputs go to caller buffers.
  */
@@ -25,8 +27,12 @@
  */
 int domain_normalize_why(const char *in, char *out, size_t outlen, const char **why);
 int domain_normalize(const char *in, char *out, size_t outlen);
+/* The same without the name-not-address rule: for looking up, and removing, a record keyed by an
+   address that a build before the rule stored. Never for validating a new name. */
+int domain_normalize_key(const char *in, char *out, size_t outlen, const char **why);
 
-/* True when `in` is already normalised (pure ASCII check, no libidn2 call). */
+/* True when `in` is already normalised, the address rule included (pure ASCII check, no libidn2
+   call). */
 bool domain_is_normalized(const char *in);
 
 /*
@@ -43,6 +49,7 @@ size_t domain_error_line(const char *in, const char *why, char *out, size_t outl
 bool domain_glob_match(const char *pattern, const char *domain);
 
 /* host[:port] or [v6]:port. host is a normalised domain or an IPv4/IPv6 literal (kept as typed,
-   brackets removed). port 0 when absent (then `port_required` makes it FG_EPARSE). */
+   brackets removed): a connect target such as a proxy may be an address. port 0 when absent (then
+   `port_required` makes it FG_EPARSE). */
 int domain_parse_hostport(const char *in, bool port_required, char *host, size_t hostlen,
                           unsigned *port, const char **why);

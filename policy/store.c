@@ -36,7 +36,9 @@ static int norm_key(const char *in, char *out, report_t *rep, const char *field)
         return 0;
     }
     const char *why;
-    if (domain_normalize_why(in, out, DOMAIN_BUF, &why)) {
+    /* The key form: a partner stored under an address before addresses were refused can still
+       be read and removed; creating or changing one validates the name (partner_validate). */
+    if (domain_normalize_key(in, out, DOMAIN_BUF, &why)) {
         char line[700];
         domain_error_line(in ? in : "", why, line, sizeof(line));
         report_add(rep, REPORT_ERROR, field, "%s", line);

@@ -41,4 +41,34 @@ err_clean
 snapshot after2
 same_file "$T/before2.json" "$T/after2.json" "a refused import changed the store"
 
+# IP address literals are not domains: partner, additional and hosted domains refuse them.
+snapshot before3
+for d in 1.2.3.4 10.0.0.1. 127.1 '[2001:db8::1]' 2001:db8::1; do
+  expect 1 partner new "$d" --dialback false
+  err_has "invalid domain .*an IP address is not a domain; name the partner by its XMPP domain"
+  [ "$(wc -l <"$T/err")" -eq 1 ] && ok || fail "more than one line for '$d': $(cat "$T/err")"
+done
+expect 1 partner new n.example --dialback false --additional-domains ok3.example,192.0.2.1
+err_has '"192\.0\.2\.1": an IP address is not a domain'
+expect 1 partner new example.123 --dialback false
+err_has 'all digits'
+expect 1 domain new 192.0.2.9 --route component --secret s3cret
+err_has 'IP address'
+cat >"$T/ip.json" <<'J'
+{"partners": [{"domain": "1.2.3.4", "dialback": false}],
+ "hosted": [{"domain": "192.0.2.9", "route": "component", "secret": "x"}]}
+J
+expect 1 import "$T/ip.json"
+err_has 'partners\[0\].*IP address'
+err_has 'hosted\[0\].*IP address'
+snapshot after3
+same_file "$T/before3.json" "$T/after3.json" "a refused address changed the store"
+# A proxy is a connect target: an address with a port is fine.
+expect 0 partner new p.example --dialback false --proxy-fqdn 192.0.2.7:5270
+expect 0 partner get p.example
+out_has '192\.0\.2\.7:5270'
+expect 0 partner set p.example --proxy-fqdn '[2001:db8::7]:5269'
+expect 0 partner get p.example --json
+out_has '"proxy_fqdn": ?"\[2001:db8::7\]:5269"'
+
 finish

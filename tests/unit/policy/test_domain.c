@@ -105,6 +105,42 @@ static void test_bad_characters(void **state)
     expect_bad(NULL, "empty");
 }
 
+/* RFC 3696 §2: no top-level domain is all digits, so such a name is an address, not a domain. */
+static void test_ip_literals_refused(void **state)
+{
+    expect_bad("1.2.3.4", "an IP address is not a domain; name the partner by its XMPP domain");
+    expect_bad("10.0.0.1.", "IP address");
+    expect_bad("127.1", "IP address");
+    expect_bad("3232235777", "IP address");
+    expect_bad("999.999.999.999", "IP address");
+    expect_bad("::1", "IP address");
+    expect_bad("2001:db8::1", "IP address");
+    expect_bad("[2001:db8::1]", "IP address");
+    expect_bad("\xef\xbc\x91.\xef\xbc\x92.\xef\xbc\x93.\xef\xbc\x94", "IP address"); /* fullwidth */
+    expect_bad("example.123", "all digits");
+    expect_ok("1.2.3.example", "1.2.3.example");
+    expect_ok("123.example", "123.example");
+    expect_ok("example.c0m", "example.c0m");
+    expect_ok("4chan.org", "4chan.org");
+    /* a connect target may still be an address */
+    char host[DOMAIN_BUF];
+    unsigned port;
+    const char *why;
+    assert_int_equal(domain_parse_hostport("1.2.3.4:5269", false, host, sizeof(host), &port, &why),
+                     0);
+    assert_string_equal(host, "1.2.3.4");
+    assert_int_equal(port, 5269);
+    assert_int_equal(domain_parse_hostport("1.2.3.4", false, host, sizeof(host), &port, &why), 0);
+    assert_string_equal(host, "1.2.3.4");
+    assert_int_equal(domain_parse_hostport("1.2.3.999", false, host, sizeof(host), &port, &why),
+                     FG_EDOMAIN);
+    /* the lookup key form still takes an address, so a record stored before the rule can be
+       found and removed */
+    assert_int_equal(domain_normalize_key("1.2.3.4.", host, sizeof(host), &why), 0);
+    assert_string_equal(host, "1.2.3.4");
+    assert_int_equal(domain_normalize_key("bad domain", host, sizeof(host), &why), FG_EDOMAIN);
+}
+
 static void test_error_line_names_domain(void **state)
 {
     char out[DOMAIN_BUF], line[512];
@@ -196,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_bad_idn),
         cmocka_unit_test(test_lengths),
         cmocka_unit_test(test_bad_characters),
+        cmocka_unit_test(test_ip_literals_refused),
         cmocka_unit_test(test_error_line_names_domain),
         cmocka_unit_test(test_small_output),
         cmocka_unit_test(test_glob),

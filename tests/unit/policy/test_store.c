@@ -413,6 +413,58 @@ static size_t count_partners(store_t *s)
     return n;
 }
 
+/* Partner, additional and hosted domains refuse IP literals; a proxy address may be one. */
+static void test_ip_literal_domains(void **state)
+{
+    fx_t *fx = *state;
+    const char *ip_reason = "an IP address is not a domain; name the partner by its XMPP domain";
+    assert_int_equal(new_partner(fx, "1.2.3.4", NULL), FG_EREFUSED);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", ip_reason));
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", "\"1.2.3.4\""));
+    partner_t p;
+    char err[512];
+    partner_defaults(&p);
+    strcpy(p.domain, "ok.example");
+    assert_int_equal(schema_parse_value(schema_find(&schema_partner, "additional-domains"), &p,
+                                        "a.example,10.0.0.1", err, sizeof(err)),
+                     FG_EDOMAIN);
+    assert_non_null(strstr(err, ip_reason));
+    /* set directly (as a decoded record would be): partner_validate refuses it too */
+    p.dialback = false;
+    p.n_additional = 1;
+    strcpy(p.additional[0], "10.0.0.1");
+    ctx_reset(fx);
+    assert_int_equal(store_partner_create(fx->s, &fx->ctx, &p, &fx->rep), FG_EREFUSED);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "additional_domains", ip_reason));
+    /* a proxy may be an address with a port */
+    partner_defaults(&p);
+    strcpy(p.domain, "ok.example");
+    p.dialback = false;
+    assert_int_equal(schema_parse_value(schema_find(&schema_partner, "proxy-fqdn"), &p,
+                                        "192.0.2.7:5270", err, sizeof(err)),
+                     0);
+    ctx_reset(fx);
+    assert_int_equal(store_partner_create(fx->s, &fx->ctx, &p, &fx->rep), 0);
+    assert_int_equal(store_partner_get(fx->s, "ok.example", &p), 0);
+    assert_string_equal(p.proxy_host, "192.0.2.7");
+    assert_int_equal(p.proxy_port, 5270);
+    /* hosted domains */
+    hosted_t h;
+    hosted_defaults(&h);
+    strcpy(h.domain, "192.168.1.1");
+    strcpy(h.secret, "s");
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep),
+                     FG_EREFUSED);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", "IP address"));
+    /* JSON import names it the same way */
+    const char *doc = "[{\"domain\": \"1.2.3.4\", \"dialback\": false}]";
+    ctx_reset(fx);
+    assert_int_equal(store_import_json(fx->s, &fx->ctx, doc, strlen(doc), 0, &fx->rep),
+                     FG_EREFUSED);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", ip_reason));
+}
+
 static void test_import_all_or_nothing(void **state)
 {
     fx_t *fx = *state;
@@ -1088,6 +1140,7 @@ int main(void)
         T(test_hosted_and_partner_overlap),
         T(test_revision_stale),
         T(test_modify_and_what_if),
+        T(test_ip_literal_domains),
         T(test_import_all_or_nothing),
         T(test_export_import_roundtrip),
         T(test_access_policy),
