@@ -22,7 +22,7 @@
 
 const char *const store_db_names[DB_COUNT_] = {
     "partners", "partner_domains", "hosted",   "settings", "access",  "meta",
-    "audit",    "users",           "sessions", "panel",    "changes",
+    "audit",    "users",           "sessions", "panel",    "changes", "ledger",
 };
 
 int store_mdb_err(int rc)
@@ -243,6 +243,12 @@ static int env_open(store_env_t *e, bool create, bool readonly, char *err, size_
     }
     for (int i = 0; i < DB_COUNT_; i++) {
         rc = mdb_dbi_open(txn, store_db_names[i], readonly ? 0 : MDB_CREATE, &e->dbi[i]);
+        if (rc == MDB_NOTFOUND && i == DB_LEDGER) {
+            /* A read-only open of a store made before the ledger existed: no invitations yet.
+               dbi 0 (the free list) is refused by every user operation, so reads see nothing. */
+            e->dbi[i] = 0;
+            continue;
+        }
         if (rc == MDB_NOTFOUND) {
             snprintf(err, errlen,
                      "store %s has no %s database: it was not created by fedgate-admin init",

@@ -25,6 +25,7 @@ typedef enum {
     DB_SESSIONS,
     DB_PANEL,
     DB_CHANGES, /* (seq, db, key) of every policy record written: readers patch their cache */
+    DB_LEDGER,  /* authorisation ledger (policy/ledger.h); written by the gateway, not the admin */
     DB_COUNT_,
 } store_db_t;
 
