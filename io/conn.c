@@ -80,6 +80,18 @@ size_t conn_send_space(const conn_t *c)
     return q >= send_max(c) ? 0 : send_max(c) - q;
 }
 
+void conn_trim(conn_t *c)
+{
+    if (c->send_inflight || c->qbuf.len || c->sbuf.len)
+        return;
+    size_t max = c->qbuf.max;
+    buf_free(&c->sbuf);
+    buf_free(&c->qbuf);
+    buf_init(&c->sbuf, max);
+    buf_init(&c->qbuf, max);
+    c->soff = 0;
+}
+
 static void flush_list_add(conn_t *c)
 {
     if (!c->flush_listed) {
@@ -495,6 +507,12 @@ static void handle_accept(worker_t *w, uint32_t li, int res, uint32_t flags)
     wlistener_t *l = &w->listeners[li];
     if (!(flags & IORING_CQE_F_MORE))
         l->armed = false;
+    if (l->fd < 0) {
+        /* The listener was closed (quiesce): late completions are neither served nor logged. */
+        if (res >= 0)
+            close(res);
+        return;
+    }
     if (res >= 0) {
         conn_t *c = w->conns.used < w->conn_cap ? conn_new(w, res, l->ops, l->arg) : NULL;
         if (!c) {

@@ -57,6 +57,9 @@ size_t conn_send_space(const conn_t *c);
 void conn_want_writable(conn_t *c);
 /* Flushes what is queued (bounded by the linger time), then closes. Idempotent. */
 void conn_close(conn_t *c);
+/* Releases the send buffers if nothing is queued (an idle connection then holds no buffer memory;
+ * the next conn_send allocates again). For the daemon's inactivity/keepalive timer. */
+void conn_trim(conn_t *c);
 /* Closes without flushing (the peer misbehaved). Idempotent. */
 void conn_abort(conn_t *c);
 /* Stops / restarts delivery of on_data (receive-side backpressure). Bytes already received by the
