@@ -259,6 +259,46 @@ int json_parse(json_doc_t *d, const char *text, size_t len, json_tok_t *tok, uin
     return ret;
 }
 
+static _Thread_local uint64_t steps;
+
+uint64_t json_steps(void)
+{
+    return steps;
+}
+
+void json_iter_init(json_iter_t *it, const json_doc_t *d, int t)
+{
+    memset(it, 0, sizeof(*it));
+    it->d = d;
+    if (t < 0 || (uint32_t)t >= d->ntok)
+        return;
+    const json_tok_t *p = &d->tok[t];
+    if (p->type != JSON_ARRAY && p->type != JSON_OBJECT)
+        return;
+    it->tok = (uint32_t)t + 1;
+    it->left = p->size;
+    it->object = p->type == JSON_OBJECT;
+}
+
+int json_iter_next(json_iter_t *it, int *key)
+{
+    if (key)
+        *key = -1;
+    if (!it->left)
+        return -1;
+    uint32_t v = it->tok;
+    if (it->object) {
+        if (key)
+            *key = (int)v;
+        v = it->d->tok[v].next;
+        steps++;
+    }
+    it->tok = it->d->tok[v].next;
+    it->left--;
+    steps++;
+    return (int)v;
+}
+
 int json_child(const json_doc_t *d, int t, uint32_t i)
 {
     if (t < 0 || (uint32_t)t >= d->ntok)
@@ -271,6 +311,7 @@ int json_child(const json_doc_t *d, int t, uint32_t i)
         if (p->type == JSON_OBJECT)
             c = d->tok[c].next; /* key */
         c = d->tok[c].next;
+        steps++;
     }
     if (p->type == JSON_OBJECT)
         c = d->tok[c].next;
@@ -383,6 +424,7 @@ int json_find(const json_doc_t *d, int obj, const char *key)
     uint32_t c = (uint32_t)obj + 1;
     for (uint32_t i = 0; i < d->tok[obj].size; i++) {
         uint32_t v = d->tok[c].next;
+        steps++;
         if (json_string_eq(d, (int)c, key))
             return (int)v;
         c = d->tok[v].next;

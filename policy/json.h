@@ -50,8 +50,26 @@ typedef struct {
 int json_parse(json_doc_t *d, const char *text, size_t len, json_tok_t *tok, uint32_t cap);
 /* Value token of member `key` of object token `obj`, or -1. */
 int json_find(const json_doc_t *d, int obj, const char *key);
-/* Index of the i-th element (array) or i-th member value (object) of token t, or -1. */
+/* Index of the i-th element (array) or i-th member value (object) of token t, or -1. Walks from
+   the first child: O(i). To visit every child use json_iter_t, which is O(1) per child. */
 int json_child(const json_doc_t *d, int t, uint32_t i);
+
+/* One pass over the elements of an array or the members of an object, following the tokens'
+   `next` links. Borrows the document; no allocation. */
+typedef struct {
+    const json_doc_t *d;
+    uint32_t tok;  /* the next child (or key, for an object) */
+    uint32_t left; /* children not yet returned */
+    bool object;
+} json_iter_t;
+/* A token that is not an array or object (or -1) gives an iterator with nothing to return. */
+void json_iter_init(json_iter_t *it, const json_doc_t *d, int t);
+/* Next element / member value, or -1 at the end. For an object *key (may be NULL) receives the
+   member name token; for an array it is set to -1. */
+int json_iter_next(json_iter_t *it, int *key);
+/* Links followed by json_child, json_find and json_iter_next on this thread, ever: a cost proxy
+   tests use to assert that a walk is linear (wall time is too noisy on a shared machine). */
+uint64_t json_steps(void);
 /* Decoded string value (escapes, \uXXXX with surrogates) into out, NUL-terminated.
    0, FG_EPARSE (not a string, invalid escape, embedded NUL) or FG_ELIMIT (too long). */
 int json_string(const json_doc_t *d, int t, char *out, size_t outlen);

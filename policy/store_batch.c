@@ -340,8 +340,12 @@ static int import_partners(store_batch_t *b, const json_doc_t *d, int arr, partn
         b->errors++;
         return 0;
     }
-    for (uint32_t i = 0; i < d->tok[arr].size; i++) {
-        int t = json_child(d, arr, i);
+    /* One pass along the `next` links: json_child(i) walks from the start, which made an
+       import of n partners cost n*n/2 steps. */
+    json_iter_t it;
+    json_iter_init(&it, d, arr);
+    int t;
+    for (uint32_t i = 0; (t = json_iter_next(&it, NULL)) >= 0; i++) {
         char dom[DOMAIN_BUF] = "?";
         json_string(d, json_find(d, t, "domain"), dom, sizeof(dom));
         snprintf(subject, sizeof(subject), "partners[%u] %.250s", i, dom);
@@ -370,8 +374,12 @@ static int import_hosted(store_batch_t *b, const json_doc_t *d, int arr, report_
         b->errors++;
         return 0;
     }
-    for (uint32_t i = 0; i < d->tok[arr].size; i++) {
-        int t = json_child(d, arr, i);
+    /* One pass along the `next` links: json_child(i) walks from the start, which made an
+       import of n partners cost n*n/2 steps. */
+    json_iter_t it;
+    json_iter_init(&it, d, arr);
+    int t;
+    for (uint32_t i = 0; (t = json_iter_next(&it, NULL)) >= 0; i++) {
         char dom[DOMAIN_BUF] = "?";
         json_string(d, json_find(d, t, "domain"), dom, sizeof(dom));
         snprintf(subject, sizeof(subject), "hosted[%u] %.250s", i, dom);
@@ -398,12 +406,13 @@ static int import_access(store_batch_t *b, const json_doc_t *d, int obj, report_
         b->errors++;
         return 0;
     }
-    uint32_t c = (uint32_t)obj + 1;
-    for (uint32_t i = 0; i < d->tok[obj].size; i++) {
-        uint32_t v = d->tok[c].next;
+    json_iter_t it;
+    json_iter_init(&it, d, obj);
+    int c, v;
+    for (uint32_t i = 0; (v = json_iter_next(&it, &c)) >= 0; i++) {
         char key[ACCESS_KEY_MAX];
         bool val;
-        if (json_string(d, (int)c, key, sizeof(key)) || json_bool(d, (int)v, &val)) {
+        if (json_string(d, c, key, sizeof(key)) || json_bool(d, v, &val)) {
             report_add(rep, REPORT_ERROR, "access", "member %u: expected \"scope\": true|false", i);
             b->errors++;
         } else {
@@ -411,7 +420,6 @@ static int import_access(store_batch_t *b, const json_doc_t *d, int obj, report_
             if (b->fatal)
                 return b->fatal;
         }
-        c = d->tok[v].next;
     }
     return 0;
 }

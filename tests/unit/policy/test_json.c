@@ -79,10 +79,50 @@ static void test_list_element_message(void **state)
     report_free(&rep);
 }
 
+/* The iterator visits every element (and member) once, in order, with its key. */
+static void test_iter(void **state)
+{
+    (void)state;
+    json_tok_t tok[64];
+    json_doc_t d;
+    const char *text = "{\"a\": [1, {\"x\": [2, 3]}, \"s\"], \"b\": true, \"c\": []}";
+    assert_int_equal(json_parse(&d, text, strlen(text), tok, 64), 0);
+    json_iter_t it;
+    int key = -1, v;
+    const char *keys[] = {"a", "b", "c"};
+    json_type_t types[] = {JSON_ARRAY, JSON_BOOL, JSON_ARRAY};
+    json_iter_init(&it, &d, 0);
+    for (int i = 0; i < 3; i++) {
+        v = json_iter_next(&it, &key);
+        assert_true(v > 0);
+        assert_true(json_string_eq(&d, key, keys[i]));
+        assert_int_equal(d.tok[v].type, types[i]);
+        assert_int_equal(v, json_child(&d, 0, (uint32_t)i));
+    }
+    assert_int_equal(json_iter_next(&it, &key), -1);
+    assert_int_equal(json_iter_next(&it, NULL), -1);
+    int arr = json_find(&d, 0, "a");
+    json_iter_init(&it, &d, arr);
+    json_type_t at[] = {JSON_NUMBER, JSON_OBJECT, JSON_STRING};
+    for (int i = 0; i < 3; i++) {
+        v = json_iter_next(&it, &key);
+        assert_int_equal(key, -1);
+        assert_int_equal(d.tok[v].type, at[i]);
+    }
+    assert_int_equal(json_iter_next(&it, NULL), -1);
+    json_iter_init(&it, &d, json_find(&d, 0, "c"));
+    assert_int_equal(json_iter_next(&it, NULL), -1);
+    json_iter_init(&it, &d, json_find(&d, 0, "b")); /* not a container: nothing */
+    assert_int_equal(json_iter_next(&it, NULL), -1);
+    json_iter_init(&it, &d, -1);
+    assert_int_equal(json_iter_next(&it, NULL), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_list_element_message),
+        cmocka_unit_test(test_iter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -465,6 +465,36 @@ static void test_ip_literal_domains(void **state)
     assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", ip_reason));
 }
 
+/* Import walks each array once: the navigation steps grow with the partners, not their square
+   (the old json_child walk from the start took ~N*N/2 steps: 2M here). */
+static void test_import_linear(void **state)
+{
+    fx_t *fx = *state;
+    enum { N = 2000 };
+    buf_t b;
+    buf_init(&b, 1 << 24);
+    assert_int_equal(buf_append_str(&b, "{\"partners\": ["), 0);
+    for (int i = 0; i < N; i++) {
+        char one[128];
+        snprintf(one, sizeof(one), "%s{\"domain\": \"p%d.example\", \"dialback\": false}",
+                 i ? "," : "", i);
+        assert_int_equal(buf_append_str(&b, one), 0);
+    }
+    assert_int_equal(buf_append_str(&b, "], \"hosted\": []}"), 0);
+    ctx_reset(fx);
+    fx->ctx.what_if = true;
+    uint64_t before = json_steps();
+    int rc = store_import_json(fx->s, &fx->ctx, (const char *)b.data, b.len, 0, &fx->rep);
+    uint64_t steps = json_steps() - before;
+    if (rc)
+        fail_msg("import: %s %s", fg_strerror(rc), fx->rep.n ? fx->rep.msg[0].text : "");
+    assert_true(report_contains(&fx->rep, REPORT_INFO, NULL, "2000 created"));
+    if (steps > 20u * N)
+        fail_msg("%llu navigation steps for %d partners: not linear", (unsigned long long)steps, N);
+    assert_true(steps >= N); /* the counter counts */
+    buf_free(&b);
+}
+
 static void test_import_all_or_nothing(void **state)
 {
     fx_t *fx = *state;
@@ -1141,6 +1171,7 @@ int main(void)
         T(test_revision_stale),
         T(test_modify_and_what_if),
         T(test_ip_literal_domains),
+        T(test_import_linear),
         T(test_import_all_or_nothing),
         T(test_export_import_roundtrip),
         T(test_access_policy),
