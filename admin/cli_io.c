@@ -361,28 +361,12 @@ static int import_csv(store_t *s, store_ctx_t *ctx, const char *data, size_t len
 static const cli_opt_t import_opts[] = {
     {"format", CLI_OPT_VALUE, "json|csv", "file format (default: from the extension or content)"},
     {"replace", CLI_OPT_FLAG, NULL,
-     "JSON only: also remove partners, hosted domains and access values the file lacks"},
+     "JSON only: in each section the file has (partners, hosted, access), also remove the "
+     "entries it lacks; sections the file lacks are left alone"},
     {"what-if", CLI_OPT_FLAG, NULL, "validate and show what would change, change nothing"},
     {"help", CLI_OPT_FLAG, NULL, "show this help"},
     {NULL, 0, NULL, NULL},
 };
-
-/* True when the JSON text has a member `"name":` anywhere. Inside a string a quote is escaped,
-   so `"name"` followed by a colon only occurs as a member name; the export format uses these
-   names only for its top-level sections. */
-static bool has_member(const char *data, size_t len, const char *name)
-{
-    size_t nl = strlen(name);
-    for (const char *p = data; (p = memmem(p, len - (size_t)(p - data), name, nl)) != NULL;
-         p += nl) {
-        const char *q = p + nl;
-        while (q < data + len && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'))
-            q++;
-        if (q < data + len && *q == ':')
-            return true;
-    }
-    return false;
-}
 
 static bool looks_json(const char *path, const char *data, size_t len)
 {
@@ -432,21 +416,6 @@ int cli_import_main(int argc, char **argv, const char *store_path)
     if (!json && cli_args_flag(&a, "replace")) {
         free(data);
         return cli_fail(CLI_EXIT_USAGE, "--replace applies to JSON imports only");
-    }
-    if (json && cli_args_flag(&a, "replace")) {
-        /* --replace empties every section the file lacks: a `partner get --json` piped into it
-           would remove every hosted domain and access value. Only a whole export may replace. */
-        static const char *const sections[] = {"\"settings\"", "\"partners\"", "\"hosted\"",
-                                               "\"access\""};
-        for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
-            if (!has_member(data, len, sections[i])) {
-                free(data);
-                return cli_fail(CLI_EXIT_USAGE,
-                                "--replace needs a whole export (fedgate-admin export): %s has no "
-                                "%s section, which --replace would empty",
-                                path, sections[i]);
-            }
-        }
     }
     report_init(&rep, IMPORT_REPORT_MAX);
     if ((ret = cli_store_open(store_path, CLI_STORE_WRITE, &s)))

@@ -157,13 +157,17 @@ enum {
 int store_export_json(store_t *s, unsigned flags, buf_t *b);
 
 enum {
-    STORE_IMPORT_REPLACE = 1u << 0, /* remove partners/hosted/access absent from the file */
+    /* Per section the document has (partners, hosted, access): remove the records of that
+       section the document lacks. A section absent from the document is left alone; settings
+       are a singleton and only ever updated. */
+    STORE_IMPORT_REPLACE = 1u << 0,
 };
 /*
  * Applies a document of the export format (any of its sections may be missing; a bare array is
  * read as "partners") in ONE write transaction: every entry is validated, every invalid entry is
  * reported (subject "partners[3] fabrikam.com"), and nothing is saved unless all are valid.
  * Existing partners are updated (revision + 1), new ones created. 0 / FG_EREFUSED / FG_EPARSE.
+ * With STORE_IMPORT_REPLACE, `{"hosted": []}` removes every hosted domain and nothing else.
  */
 int store_import_json(store_t *s, store_ctx_t *ctx, const char *json, size_t len, unsigned flags,
                       report_t *rep);

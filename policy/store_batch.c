@@ -248,15 +248,27 @@ int store_batch_access(store_batch_t *b, const char *key_in, bool value, report_
     return batch_result(b, ret, changed, !strcmp(before, "null"));
 }
 
-/* STORE_IMPORT_REPLACE: remove what the batch did not mention. */
-static int batch_replace(store_batch_t *b)
+/* Sections of an import document, for STORE_IMPORT_REPLACE. */
+enum {
+    SECTION_PARTNERS = 1u << 0,
+    SECTION_HOSTED = 1u << 1,
+    SECTION_ACCESS = 1u << 2,
+};
+
+/* STORE_IMPORT_REPLACE: in each section the document has, remove what the batch did not
+   mention. A section the document lacks is left alone: `partner get --json` piped into an
+   import with replace must not empty the hosted domains and the access policy. */
+static int batch_replace(store_batch_t *b, unsigned sections)
 {
     MDB_cursor *c = NULL;
     const store_db_t dbs[3] = {DB_PARTNERS, DB_HOSTED, DB_ACCESS};
+    const unsigned bits[3] = {SECTION_PARTNERS, SECTION_HOSTED, SECTION_ACCESS};
     strset_t *sets[3] = {&b->partners, &b->hosted, &b->access};
     strset_t doomed = {0};
     int ret = 0;
     for (int i = 0; i < 3 && !ret; i++) {
+        if (!(sections & bits[i]))
+            continue;
         ret = store_mdb_err(mdb_cursor_open(b->op.t, b->op.e->dbi[dbs[i]], &c));
         if (ret)
             break;
@@ -297,7 +309,7 @@ static int batch_replace(store_batch_t *b)
     return ret;
 }
 
-static int batch_finish(store_batch_t *b, report_t *rep, bool replace)
+static int batch_finish(store_batch_t *b, report_t *rep, unsigned replace)
 {
     int ret = b->fatal;
     char after[256];
@@ -308,7 +320,7 @@ static int batch_finish(store_batch_t *b, report_t *rep, bool replace)
         ret = FG_EREFUSED;
     }
     if (!ret && replace)
-        ret = batch_replace(b);
+        ret = batch_replace(b, replace);
     bool changed = b->created || b->updated || b->removed;
     snprintf(after, sizeof(after),
              "{\"created\":%zu,\"updated\":%zu,\"removed\":%zu,"
@@ -326,7 +338,7 @@ static int batch_finish(store_batch_t *b, report_t *rep, bool replace)
 
 int store_batch_commit(store_batch_t *b, report_t *rep)
 {
-    return batch_finish(b, rep, false);
+    return batch_finish(b, rep, 0);
 }
 
 /* ---- import ---- */
@@ -526,7 +538,9 @@ int store_import_json(store_t *s, store_ctx_t *ctx, const char *json, size_t len
         ret = import_partners(b, &d, partners, p, rep);
     if (!ret && access >= 0)
         ret = import_access(b, &d, access, rep);
-    ret = batch_finish(b, rep, flags & STORE_IMPORT_REPLACE);
+    unsigned sections = (partners >= 0 ? SECTION_PARTNERS : 0) |
+                        (hosted >= 0 ? SECTION_HOSTED : 0) | (access >= 0 ? SECTION_ACCESS : 0);
+    ret = batch_finish(b, rep, (flags & STORE_IMPORT_REPLACE) ? sections : 0);
     b = NULL;
 out:
     if (b)

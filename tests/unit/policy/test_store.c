@@ -495,6 +495,82 @@ static void test_import_linear(void **state)
     buf_free(&b);
 }
 
+static int hosted_cb(const hosted_t *h, void *arg)
+{
+    (void)h;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+static size_t count_hosted(store_t *s)
+{
+    size_t n = 0;
+    assert_int_equal(store_hosted_list(s, hosted_cb, &n), 0);
+    return n;
+}
+
+static int replace_with(fx_t *fx, const char *doc)
+{
+    ctx_reset(fx);
+    int rc = store_import_json(fx->s, &fx->ctx, doc, strlen(doc), STORE_IMPORT_REPLACE, &fx->rep);
+    if (rc)
+        fail_msg("import --replace %s: %s %s", doc, fg_strerror(rc),
+                 fx->rep.n ? fx->rep.msg[0].text : "");
+    return rc;
+}
+
+/* Replace acts per section the document has: `partner get --json` piped into import --replace
+   replaces the partners and leaves hosted domains and access values alone. */
+static void test_import_replace_per_section(void **state)
+{
+    fx_t *fx = *state;
+    bool v;
+    assert_int_equal(new_partner(fx, "a.example", NULL), 0);
+    assert_int_equal(new_partner(fx, "b.example", NULL), 0);
+    hosted_t h;
+    hosted_defaults(&h);
+    strcpy(h.domain, "chat.example.net");
+    strcpy(h.secret, "s3cret");
+    ctx_reset(fx);
+    assert_int_equal(store_hosted_put(fx->s, &fx->ctx, &h, STORE_PUT_CREATE, 0, &fx->rep), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_access_set(fx->s, &fx->ctx, "global", true, &fx->rep), 0);
+    ctx_reset(fx);
+    assert_int_equal(store_access_set(fx->s, &fx->ctx, "domain:x.example", false, &fx->rep), 0);
+
+    /* a bare array is the partners section */
+    replace_with(fx, "[{\"domain\": \"a.example\", \"dialback\": false}]");
+    assert_int_equal(count_partners(fx->s), 1);
+    assert_int_equal(count_hosted(fx->s), 1);
+    assert_int_equal(store_access_get(fx->s, "domain:x.example", &v), 0);
+    assert_true(report_contains(&fx->rep, REPORT_INFO, NULL, "1 removed"));
+    /* the partners object form, as well */
+    assert_int_equal(new_partner(fx, "b.example", NULL), 0);
+    replace_with(fx, "{\"partners\": [{\"domain\": \"b.example\", \"dialback\": false}]}");
+    partner_t p;
+    assert_int_equal(store_partner_get(fx->s, "a.example", &p), FG_ENOTFOUND);
+    assert_int_equal(store_partner_get(fx->s, "b.example", &p), 0);
+    assert_int_equal(count_hosted(fx->s), 1);
+    /* access only: the other scopes go, partners and hosted stay */
+    replace_with(fx, "{\"access\": {\"global\": true}}");
+    assert_int_equal(store_access_get(fx->s, "domain:x.example", &v), FG_ENOTFOUND);
+    assert_int_equal(store_access_get(fx->s, "global", &v), 0);
+    assert_int_equal(count_partners(fx->s), 1);
+    assert_int_equal(count_hosted(fx->s), 1);
+    /* settings only: nothing removed */
+    replace_with(fx, "{\"settings\": {\"connection_limit\": 900}}");
+    assert_int_equal(count_partners(fx->s), 1);
+    assert_int_equal(count_hosted(fx->s), 1);
+    assert_int_equal(store_access_get(fx->s, "global", &v), 0);
+    /* an empty section present empties it */
+    replace_with(fx, "{\"hosted\": []}");
+    assert_int_equal(count_hosted(fx->s), 0);
+    assert_int_equal(count_partners(fx->s), 1);
+    replace_with(fx, "{\"partners\": [], \"access\": {}}");
+    assert_int_equal(count_partners(fx->s), 0);
+    assert_int_equal(store_access_get(fx->s, "global", &v), FG_ENOTFOUND);
+}
+
 static void test_import_all_or_nothing(void **state)
 {
     fx_t *fx = *state;
@@ -606,7 +682,9 @@ static void test_export_import_roundtrip(void **state)
         store_import_json(s2, &fx->ctx, only, strlen(only), STORE_IMPORT_REPLACE, &fx->rep), 0);
     assert_int_equal(count_partners(s2), 1);
     assert_int_equal(store_partner_find(s2, "xmpp.fabrikam.com", &p), FG_ENOTFOUND);
-    assert_int_equal(store_access_get(s2, "global", &v), FG_ENOTFOUND);
+    /* the file had no access section: replace leaves the access values alone */
+    assert_int_equal(store_access_get(s2, "domain:example.org", &v), 0);
+    assert_true(v);
     store_close(s2);
     test_rmtree(dir2);
     free(dir2);
@@ -1172,6 +1250,7 @@ int main(void)
         T(test_modify_and_what_if),
         T(test_ip_literal_domains),
         T(test_import_linear),
+        T(test_import_replace_per_section),
         T(test_import_all_or_nothing),
         T(test_export_import_roundtrip),
         T(test_access_policy),
