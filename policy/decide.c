@@ -147,6 +147,21 @@ decide_t decide(const decide_in_t *in)
     return in->dir == DECIDE_OUTBOUND ? outbound(in) : inbound(in);
 }
 
+int decide_post(ledger_writer_t *w, decide_verdict_t v, const char *local, const char *remote,
+                int64_t now)
+{
+    switch (v) {
+    case DECIDE_RECORD_INVITE:
+        return ledger_post_invite(w, local, remote, now);
+    case DECIDE_ANSWER_INVITE:
+        return ledger_post_answer(w, local, remote, now);
+    case DECIDE_REMOVE_INVITE:
+        return ledger_post_remove(w, local, remote);
+    default:
+        return 0;
+    }
+}
+
 size_t decide_strip_status(stanza_t *p)
 {
     size_t n = 0;

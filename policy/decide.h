@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/peer.h"
 #include "core/stanza.h"
@@ -85,6 +86,15 @@ decide_kind_t decide_kind(const stanza_t *st);
    partner: message, subscribe, subscribed). Otherwise skip the lookup. */
 bool decide_needs_ledger(decide_dir_t dir, decide_kind_t kind, partner_type_t type);
 decide_t decide(const decide_in_t *in);
+
+/*
+ * The ledger side of a verdict: RECORD_INVITE, ANSWER_INVITE and REMOVE_INVITE post the matching
+ * operation for (local, remote) (normalised bare JIDs, local = our user whatever the direction);
+ * other verdicts post nothing. Never blocks: FG_ELIMIT when the ledger queue is full (bounce the
+ * stanza with <resource-constraint/>, type wait). The one function here that is not pure.
+ */
+int decide_post(ledger_writer_t *w, decide_verdict_t v, const char *local, const char *remote,
+                int64_t now);
 
 /* Unlinks every <status/> child of a presence (any namespace the presence is in), in place.
    Returns the number removed. */
