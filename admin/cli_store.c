@@ -380,7 +380,14 @@ int cli_status_main(int argc, char **argv, const char *store_path)
     count_t partners = {0}, hosted = {0};
     last_change_t last = {0};
     bool global = false;
+    uint32_t version = 0;
     int rc = store_meta(s, &counter, &txn);
+    if (!rc) {
+        /* the stored layout, which an older store keeps until it is rewritten */
+        rc = store_schema_version(s, &version);
+        if (rc == FG_ENOTFOUND)
+            rc = 0;
+    }
     if (!rc)
         rc = store_partner_list(s, NULL, count_partner, &partners);
     if (!rc)
@@ -402,7 +409,7 @@ int cli_status_main(int argc, char **argv, const char *store_path)
     if (cli_args_flag(&a, "json")) {
         printf("{\"store\":");
         cli_json_string(stdout, store_path);
-        printf(",\"schema_version\":%d,\"change_counter\":%llu,\"txn_id\":%llu,", SCHEMA_VERSION,
+        printf(",\"schema_version\":%u,\"change_counter\":%llu,\"txn_id\":%llu,", version,
                (unsigned long long)counter, (unsigned long long)txn);
         printf("\"partners\":%zu,\"hosted\":%zu,\"global_access\":%s,\"last_change\":", partners.n,
                hosted.n, global ? "true" : "false");
@@ -421,7 +428,7 @@ int cli_status_main(int argc, char **argv, const char *store_path)
     }
     cli_list_t l = {0};
     cli_list_add(&l, "Store", "%s", store_path);
-    cli_list_add(&l, "SchemaVersion", "%d", SCHEMA_VERSION);
+    cli_list_add(&l, "SchemaVersion", "%u", version);
     cli_list_add(&l, "ChangeCounter", "%llu", (unsigned long long)counter);
     cli_list_add(&l, "TransactionId", "%llu", (unsigned long long)txn);
     if (last.seq)

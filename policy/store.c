@@ -241,6 +241,28 @@ out:
     }
 }
 
+int store_schema_version(store_t *s, uint32_t *version)
+{
+    MDB_txn *t;
+    MDB_val v;
+    *version = 0;
+    int ret = store_mdb_err(mdb_txn_begin(s->e->env, NULL, MDB_RDONLY, &t));
+    if (ret)
+        return ret;
+    ret = store_get_str(s->e, t, DB_META, "schema_version", &v);
+    if (!ret) {
+        uint32_t found = 0;
+        /* the same decoding (and the same refusal of a newer one) as store_open */
+        int rc = store_check_version(s->e, t, &found);
+        if (rc && rc != FG_EVERSION)
+            ret = rc;
+        else
+            *version = found;
+    }
+    mdb_txn_abort(t);
+    return ret;
+}
+
 int store_meta(store_t *s, uint64_t *change_counter, uint64_t *txn_id)
 {
     MDB_txn *t;

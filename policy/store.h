@@ -74,6 +74,10 @@ const char *store_path(const store_t *s);
  */
 int store_init(store_t *s, store_ctx_t *ctx, bool global_access, report_t *rep);
 
+/* meta/schema_version: the record layout the store was written with (what `status` shows),
+   which may be older than SCHEMA_VERSION. 0, or FG_ENOTFOUND before store_init. */
+int store_schema_version(store_t *s, uint32_t *version);
+
 /* meta: the change counter (one per committed change) and the LMDB transaction id. */
 int store_meta(store_t *s, uint64_t *change_counter, uint64_t *txn_id);
 

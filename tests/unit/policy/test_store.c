@@ -910,6 +910,30 @@ static void put_meta_version(const char *dir, uint32_t ver)
     mdb_env_close(env);
 }
 
+/* The version the store was written with, not the one this build writes. */
+static void test_stored_schema_version(void **state)
+{
+    fx_t *fx = *state;
+    uint32_t v = 99;
+    assert_int_equal(store_schema_version(fx->s, &v), 0);
+    assert_int_equal(v, SCHEMA_VERSION);
+    store_close(fx->s);
+    fx->s = NULL;
+    put_meta_version(fx->dir, 0); /* an older layout */
+    char err[256];
+    assert_int_equal(store_open(fx->dir, 0, &fx->s, err, sizeof(err)), 0);
+    assert_int_equal(store_schema_version(fx->s, &v), 0);
+    assert_int_equal(v, 0);
+    /* a store never initialised has none */
+    char *dir2 = test_tmpdir();
+    store_t *s2 = NULL;
+    assert_int_equal(store_open(dir2, STORE_CREATE, &s2, err, sizeof(err)), 0);
+    assert_int_equal(store_schema_version(s2, &v), FG_ENOTFOUND);
+    store_close(s2);
+    test_rmtree(dir2);
+    free(dir2);
+}
+
 static void test_newer_schema_refused(void **state)
 {
     fx_t *fx = *state;
@@ -1258,6 +1282,7 @@ int main(void)
         T(test_kv),
         T(test_truncated_store),
         T(test_corrupt_store),
+        T(test_stored_schema_version),
         T(test_newer_schema_refused),
         T(test_reader),
         T(test_reader_patch_matches_rebuild),
