@@ -312,6 +312,12 @@ static void test_audit_line(void **state)
     stanza_arena_free(a);
 }
 
+static void changed(store_ctx_t *ctx)
+{
+    free(ctx->change);
+    ctx->change = NULL;
+}
+
 /* Access scopes from a real store, and a partner type change seen on the next decision. */
 static void test_store_scopes_and_type_change(void **state)
 {
@@ -326,10 +332,12 @@ static void test_store_scopes_and_type_change(void **state)
     assert_non_null(dir);
     assert_int_equal(store_open(dir, STORE_CREATE, &s, err, sizeof(err)), 0);
     assert_int_equal(store_init(s, &ctx, false, &rep), 0);
+    changed(&ctx);
     partner_t p;
     partner_defaults(&p);
     strcpy(p.domain, "partner.net");
     assert_int_equal(store_partner_create(s, &ctx, &p, &rep), 0);
+    changed(&ctx);
     assert_int_equal(policy_reader_open(dir, &r), 0);
 
     const policy_partner_t *pp = policy_lookup(r, "partner.net");
@@ -342,8 +350,11 @@ static void test_store_scopes_and_type_change(void **state)
     assert_int_equal(decide(&in).reason, DECIDE_R_IN_NO_ACCESS);
 
     assert_int_equal(store_access_set(s, &ctx, "global", true, &rep), 0);
+    changed(&ctx);
     assert_int_equal(store_access_set(s, &ctx, "domain:example.org", false, &rep), 0);
+    changed(&ctx);
     assert_int_equal(store_access_set(s, &ctx, "user:alice@example.org", true, &rep), 0);
+    changed(&ctx);
     assert_int_equal(policy_reader_refresh(r), 1);
     assert_true(policy_access(r, "alice@example.org"));  /* user beats domain */
     assert_false(policy_access(r, "carol@example.org")); /* domain beats global */
@@ -357,6 +368,7 @@ static void test_store_scopes_and_type_change(void **state)
         assert_int_equal(decide(&in).verdict == DECIDE_PASS, want[i]);
     }
     assert_int_equal(store_access_unset(s, &ctx, "user:alice@example.org", &rep), 0);
+    changed(&ctx);
     assert_int_equal(policy_reader_refresh(r), 1);
     assert_false(policy_access(r, "alice@example.org"));
 
@@ -370,6 +382,7 @@ static void test_store_scopes_and_type_change(void **state)
     assert_int_equal(store_partner_get(s, "partner.net", &q), 0);
     q.type = PARTNER_FEDERATED;
     assert_int_equal(store_partner_update(s, &ctx, &q, STORE_ANY_REV, &rep), 0);
+    changed(&ctx);
     assert_int_equal(policy_reader_refresh(r), 1);
     in.type = policy_lookup(r, "partner.net")->rules.type;
     assert_int_equal(in.type, PARTNER_FEDERATED);
