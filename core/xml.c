@@ -38,7 +38,7 @@ struct xml_parser {
 
     uint32_t max_stanza, max_buffered, max_depth, max_attrs, max_name;
 
-    /* Stream byte offsets since the last reset, the frame of XML_GetCurrentByteIndex(). */
+    /* Stream byte offsets since the last reset: XML_GetCurrentByteIndex() + xdelta. */
     uint64_t fed;          /* bytes handed to expat */
     uint64_t stanza_start; /* first byte of the open depth-1 element */
     uint64_t boundary;     /* end of the last thing that completed outside a stanza */
@@ -56,6 +56,15 @@ struct xml_parser {
     bool portable;                   /* no prefix of the open stanza comes from the header */
     bool paused;
     bool closed;
+
+    /* Hibernation (xml_hibernate): x is NULL while the stream is open and idle. On wake-up expat
+       is fed a synthetic header first; `xdelta` maps its byte indexes back to stream offsets
+       (stream offset = expat index + xdelta, modulo 2^64), and `waking` hides that header from
+       the handlers. */
+    uint64_t xdelta;
+    bool waking;
+    uint64_t trim_fed; /* `fed` at the previous xml_trim(); UINT64_MAX after a reset */
+    uint64_t wakes;
 
     xml_reason_t reason;
     const char *detail;
@@ -183,7 +192,8 @@ static void fail(xml_parser_t *p, xml_reason_t reason, const char *detail)
     default:
         p->err = FG_EPARSE;
     }
-    XML_StopParser(p->x, XML_FALSE);
+    if (p->x)
+        XML_StopParser(p->x, XML_FALSE);
 }
 
 static void fail_errno(xml_parser_t *p, int err, const char *what)
@@ -231,11 +241,18 @@ static uint32_t size_limit(const xml_parser_t *p)
     return p->max_stanza < p->max_buffered ? p->max_stanza : p->max_buffered;
 }
 
-static uint64_t event_end(const xml_parser_t *p)
+/* The stream offset of expat's current event, whose index counts a synthetic header after a
+   wake-up. */
+static uint64_t event_start(const xml_parser_t *p)
 {
     XML_Index i = XML_GetCurrentByteIndex(p->x);
+    return (uint64_t)(i < 0 ? 0 : i) + p->xdelta;
+}
+
+static uint64_t event_end(const xml_parser_t *p)
+{
     int n = XML_GetCurrentByteCount(p->x);
-    return (uint64_t)(i < 0 ? 0 : i) + (uint64_t)(n < 0 ? 0 : n);
+    return event_start(p) + (uint64_t)(n < 0 ? 0 : n);
 }
 
 /* A stanza grows past the maximum: stop before it takes more memory. */
@@ -326,7 +343,7 @@ static bool prefix_local(const xml_parser_t *p, const stanza_t *e, const char *p
 
 static bool inactive(const xml_parser_t *p)
 {
-    return p->reason || p->paused;
+    return p->reason || p->paused || p->waking;
 }
 
 static void emit(xml_parser_t *p, xml_event_t *ev, uint64_t end)
@@ -486,7 +503,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         return;
     unsigned level = p->depth; /* 0: the header, 1: a stanza, 2+: inside one */
     if (level == 1)
-        p->stanza_start = (uint64_t)XML_GetCurrentByteIndex(p->x);
+        p->stanza_start = event_start(p);
     uint64_t end = event_end(p);
     if (level >= 1 && !check_stanza_size(p, end))
         return;
@@ -555,7 +572,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 static void XMLCALL on_end(void *ud, const XML_Char *name)
 {
     xml_parser_t *p = ud;
-    if (p->reason)
+    if (p->reason || p->waking)
         return;
     uint64_t end = event_end(p);
     if (p->paused) {
@@ -717,9 +734,42 @@ static void clear_state(xml_parser_t *p)
     p->hdr_std_db = p->hdr_std_stream = true;
     p->paused = false;
     p->closed = false;
+    p->xdelta = 0;
+    p->waking = false;
+    p->trim_fed = UINT64_MAX;
     p->reason = XML_REASON_NONE;
     p->detail = NULL;
     p->err = 0;
+}
+
+static size_t pd_count(const xml_parser_t *p)
+{
+    return p->max_attrs ? p->max_attrs : 1;
+}
+
+/* Create what a hibernating parser gave back: the declaration scratch and a configured expat
+   instance. 0, -ENOMEM or -errno. */
+static int expat_create(xml_parser_t *p)
+{
+    if (!p->pd) {
+        p->pd = calloc(pd_count(p), sizeof(*p->pd));
+        if (!p->pd)
+            return -ENOMEM;
+        p->mallocs++;
+    }
+    static const XML_Char sep[] = {NS_SEP, 0};
+    xml_parser_t *prev = tl_owner;
+    tl_owner = p;
+    p->x = XML_ParserCreate_MM("UTF-8", &mm_suite, sep);
+    tl_owner = prev;
+    if (!p->x)
+        return -ENOMEM;
+    int ret = configure(p);
+    if (ret < 0) {
+        XML_ParserFree(p->x);
+        p->x = NULL;
+    }
+    return ret;
 }
 
 int xml_parser_new(xml_parser_t **out, const stream_limits_t *limits, xml_handler_t handler,
@@ -737,9 +787,6 @@ int xml_parser_new(xml_parser_t **out, const stream_limits_t *limits, xml_handle
     p->max_depth = limits->max_depth ? limits->max_depth : 1;
     p->max_attrs = limits->max_attrs;
     p->max_name = limits->max_name_len ? limits->max_name_len : 1;
-    p->pd = calloc(p->max_attrs ? p->max_attrs : 1, sizeof(*p->pd));
-    if (!p->pd)
-        goto fail;
     /* A node costs about 100 bytes of tree whatever its size on the wire: a data form of short
        fields takes ~7 times its input size, nested `<a>x</a>` ~16 times. Sixteen times the input
        bound admits real stanzas and still caps a tree of empty elements (~25 times). */
@@ -749,15 +796,7 @@ int xml_parser_new(xml_parser_t **out, const stream_limits_t *limits, xml_handle
     buf_init(&p->text, p->max_buffered);
     /* An unfinished stanza plus the rest of the slice it ends in. */
     buf_init(&p->raw, (size_t)p->max_buffered + 2 * FEED_SLICE);
-    static const XML_Char sep[] = {NS_SEP, 0};
-    xml_parser_t *prev = tl_owner;
-    tl_owner = p;
-    p->x = XML_ParserCreate_MM("UTF-8", &mm_suite, sep);
-    tl_owner = prev;
-    ret = -ENOMEM;
-    if (!p->x)
-        goto fail;
-    if ((ret = configure(p)) < 0)
+    if ((ret = expat_create(p)) < 0)
         goto fail;
     clear_state(p);
     *out = p;
@@ -782,6 +821,14 @@ void xml_parser_free(xml_parser_t *p)
 
 int xml_reset(xml_parser_t *p)
 {
+    int ret;
+    if (!p->x) {
+        /* Hibernating: a fresh instance is a reset one. */
+        if ((ret = expat_create(p)) < 0)
+            return ret;
+        clear_state(p);
+        return 0;
+    }
     xml_parser_t *prev = tl_owner;
     tl_owner = p;
     XML_Bool ok = XML_ParserReset(p->x, "UTF-8");
@@ -812,10 +859,137 @@ bool xml_stream_open(const xml_parser_t *p)
     return p->header && !p->closed;
 }
 
+bool xml_hibernate(xml_parser_t *p)
+{
+    if (!p->x)
+        return p->header != NULL;
+    /* Only between depth-1 elements of an open stream, with every byte fed turned into a
+       complete event: then expat holds nothing but the header's namespace bindings, which the
+       header in the arena records exactly. A trailing CR, a partial UTF-8 sequence or an
+       unfinished tag leaves `boundary` behind `fed`. */
+    if (p->reason || p->paused || p->waking || !p->header || p->closed || p->depth != 1 || p->cur ||
+        p->npd || p->text.len || p->boundary != p->fed)
+        return false;
+    xml_parser_t *prev = tl_owner;
+    tl_owner = p;
+    XML_ParserFree(p->x);
+    tl_owner = prev;
+    p->x = NULL;
+    stanza_arena_trim_to(p->arena, p->header_mark);
+    buf_free(&p->text);
+    buf_free(&p->raw);
+    p->raw_base = p->fed;
+    free(p->pd);
+    p->pd = NULL;
+    return true;
+}
+
+bool xml_hibernating(const xml_parser_t *p)
+{
+    return p->x == NULL;
+}
+
+/* Feed the new expat instance `len` bytes of the synthetic header; accumulates into *fed. */
+static bool wake_feed(xml_parser_t *p, const char *s, size_t len, uint64_t *fed)
+{
+    *fed += len;
+    return XML_Parse(p->x, s, (int)len, XML_FALSE) == XML_STATUS_OK;
+}
+
+/* A namespace URI as an attribute value that expat decodes back to exactly `uri`: markup
+   characters escaped, and whitespace other than a space as character references (attribute
+   value normalization would turn a literal TAB, LF or CR into a space). */
+static bool wake_feed_uri(xml_parser_t *p, const char *uri, uint64_t *fed)
+{
+    const char *run = uri;
+    for (const char *c = uri;; c++) {
+        const char *esc = NULL;
+        switch (*c) {
+        case '&':
+            esc = "&amp;";
+            break;
+        case '<':
+            esc = "&lt;";
+            break;
+        case '\'':
+            esc = "&apos;";
+            break;
+        case '\t':
+            esc = "&#x9;";
+            break;
+        case '\n':
+            esc = "&#xA;";
+            break;
+        case '\r':
+            esc = "&#xD;";
+            break;
+        case '\0':
+            return c == run || wake_feed(p, run, (size_t)(c - run), fed);
+        default:
+            continue;
+        }
+        if ((c > run && !wake_feed(p, run, (size_t)(c - run), fed)) ||
+            !wake_feed(p, esc, strlen(esc), fed))
+            return false;
+        run = c + 1;
+    }
+}
+
+/* Rebuild expat after hibernation: a new instance with the same settings is fed a start tag with
+   the header's qualified name and namespace declarations (no attributes, no event), so the
+   stream's bytes continue exactly where they left off: same bindings, same end tag expected.
+   0 or the parser's error. */
+static int wake(xml_parser_t *p)
+{
+    int ret = expat_create(p);
+    if (ret < 0) {
+        fail(p, XML_REASON_NOMEM, "parser wake-up failed");
+        return p->err;
+    }
+    p->wakes++;
+    const stanza_t *h = p->header;
+    uint64_t n = 0;
+    if (!h) {
+        /* A reset that could not rebuild expat: the new stream starts from its first byte. */
+        p->xdelta = p->fed;
+        return 0;
+    }
+    bool ok = wake_feed(p, "<", 1, &n);
+    if (ok && h->prefix)
+        ok = wake_feed(p, h->prefix, strlen(h->prefix), &n) && wake_feed(p, ":", 1, &n);
+    ok = ok && wake_feed(p, h->name, strlen(h->name), &n);
+    for (uint16_t i = 0; ok && i < h->ndecls; i++) {
+        const stanza_nsdecl_t *d = &h->decls[i];
+        if (d->prefix)
+            ok = wake_feed(p, " xmlns:", 7, &n) && wake_feed(p, d->prefix, strlen(d->prefix), &n);
+        else
+            ok = wake_feed(p, " xmlns", 6, &n);
+        ok = ok && wake_feed(p, "='", 2, &n) && wake_feed_uri(p, d->uri, &n) &&
+             wake_feed(p, "'", 1, &n);
+    }
+    p->waking = true;
+    ok = ok && wake_feed(p, ">", 1, &n);
+    p->waking = false;
+    if (!ok) {
+        /* Only memory can make expat refuse what it accepted once. */
+        if (XML_GetErrorCode(p->x) == XML_ERROR_NO_MEMORY)
+            fail(p, XML_REASON_NOMEM, "parser wake-up failed");
+        else
+            fail_expat(p);
+        return p->err;
+    }
+    p->xdelta = p->fed - n;
+    return 0;
+}
+
 void xml_trim(xml_parser_t *p)
 {
     if (p->paused || p->depth >= 2 || p->cur)
         return;
+    /* No byte since the previous trim: the stream has been idle for a whole trim period. */
+    if (p->fed == p->trim_fed && xml_hibernate(p))
+        return;
+    p->trim_fed = p->fed;
     stanza_arena_trim_to(p->arena, p->header_mark);
     if (p->text.len == 0)
         buf_free(&p->text);
@@ -828,9 +1002,10 @@ void xml_stats(const xml_parser_t *p, xml_stats_t *out)
     stanza_arena_stats_t as;
     stanza_arena_stats(p->arena, &as);
     out->bytes = sizeof(*p) + p->expat_bytes + as.reserved + p->text.cap + p->raw.cap +
-                 sizeof(*p->pd) * (p->max_attrs ? p->max_attrs : 1);
+                 (p->pd ? sizeof(*p->pd) * pd_count(p) : 0);
     out->mallocs = p->mallocs + as.mallocs;
     out->stanzas = p->stanzas;
+    out->wakes = p->wakes;
 }
 
 /* After an expat call: translate its status. 0 or the parser's error. */
@@ -866,9 +1041,13 @@ int xml_feed(xml_parser_t *p, const void *data, size_t len, size_t *consumed)
         *consumed = 0;
     if (p->reason)
         return p->err;
+    if (!p->x && len == 0)
+        return 0; /* nothing to wake up for */
     /* Saved, so a handler may run another parser (a nested feed) without confusing accounts. */
     xml_parser_t *prev = tl_owner;
     tl_owner = p;
+    if (!p->x && (ret = wake(p)) < 0)
+        goto out;
     if (p->paused) {
         /* The caller hands back the bytes expat still holds; resume on those, then go on. */
         if (len < p->held) {

@@ -145,12 +145,32 @@ bool xml_stream_open(const xml_parser_t *p);
 
 /* Give back memory a large stanza left behind (the tree's extra arena blocks, the text and raw
    buffers) while keeping the header: for a stream that goes idle. Does nothing in the middle of a
-   stanza or while paused. The next large stanza allocates again. */
+   stanza or while paused. The next large stanza allocates again. Meant to be called
+   periodically: when no byte was fed since the previous xml_trim() (a whole period idle), it
+   also tries xml_hibernate(), so a busy stream keeps its expat instance and allocates nothing
+   per stanza. */
 void xml_trim(xml_parser_t *p);
+
+/*
+ * Give back nearly everything an idle open stream holds: expat's instance, the arena's blocks
+ * above the header, the text, raw and declaration scratch. What remains is the parser struct, the
+ * arena block holding the header (xml_stream_header() stays valid) and the limits. The next
+ * xml_feed() with bytes rebuilds expat with the same settings (fresh hash salt) and replays a
+ * start tag with the header's name and namespace declarations, without an event; events, byte
+ * counts, `consumed` and raw bytes are then exactly as without hibernation.
+ * Refused (returns false, changes nothing) unless the stream header was delivered and not
+ * closed, no stanza is open, the parser is neither paused nor failed, and expat holds no
+ * unfinished token (every byte fed so far ended in a complete event or keepalive). True when the
+ * parser hibernates now or already did. Not from inside the handler.
+ */
+bool xml_hibernate(xml_parser_t *p);
+/* True between a successful xml_hibernate() and the next xml_feed() with bytes or xml_reset(). */
+bool xml_hibernating(const xml_parser_t *p);
 
 typedef struct {
     size_t bytes;     /* heap bytes held now: expat, the arena's blocks, text scratch, the parser */
     uint64_t mallocs; /* heap allocations (malloc + realloc) since creation, all of the above */
     uint64_t stanzas; /* XML_EV_STANZA events since creation */
+    uint64_t wakes;   /* wake-ups after xml_hibernate() since creation */
 } xml_stats_t;
 void xml_stats(const xml_parser_t *p, xml_stats_t *out);

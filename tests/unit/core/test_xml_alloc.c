@@ -21,6 +21,7 @@
 #include <sys/random.h>
 
 static long g_fail_at = -1; /* index of the allocation to fail; -1 = none */
+static bool g_hibernate;    /* hibernate the parser after every read (wake-ups fail too) */
 static long g_count;
 
 static bool should_fail(void)
@@ -101,6 +102,8 @@ static int run(size_t chunk, log_t *l)
     for (size_t off = 0; off < len && ret == 0; off += chunk) {
         size_t n = len - off < chunk ? len - off : chunk;
         ret = xml_feed(p, transcript + off, n, NULL);
+        if (g_hibernate)
+            (void)xml_hibernate(p);
     }
     if (ret == 0)
         ret = xml_reset(p);
@@ -154,12 +157,23 @@ static void test_alloc_failures_one_byte(void **state)
     inject_all(1);
 }
 
+static void test_alloc_failures_hibernating(void **state)
+{
+    /* Every read that ends between stanzas hibernates the parser (with one-byte reads, after
+       every stanza), so each allocation of each wake-up fails in turn. */
+    g_hibernate = true;
+    inject_all(7);
+    inject_all(1);
+    g_hibernate = false;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_failures_whole),
         cmocka_unit_test(test_alloc_failures_small_reads),
         cmocka_unit_test(test_alloc_failures_one_byte),
+        cmocka_unit_test(test_alloc_failures_hibernating),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

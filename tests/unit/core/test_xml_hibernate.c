@@ -1,0 +1,504 @@
+/*
+ * core/xml hibernation: an idle open stream gives back expat and its scratch memory, and the next
+ * bytes continue the stream exactly as if nothing happened. Every document here is fed in every
+ * chunk size, once without hibernation and once trying to hibernate after every read; both runs
+ * must log the same events, byte counts, raw bytes, portability flags, `consumed` values and
+ * errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/peer.h"
+#include "core/stanza.h"
+#include "core/xml.h"
+
+/* ---- live heap bytes of the process, counted by wrapping the allocator (not under sanitizers,
+   which own malloc) ---- */
+static long long g_live;
+
+#ifndef FEDGATE_SANITIZE
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+
+void *malloc(size_t n);
+void *calloc(size_t n, size_t m);
+void *realloc(void *p, size_t n);
+void free(void *p);
+
+void *malloc(size_t n)
+{
+    void *p = __libc_malloc(n);
+    if (p)
+        g_live += (long long)malloc_usable_size(p);
+    return p;
+}
+
+void *calloc(size_t n, size_t m)
+{
+    void *p = __libc_calloc(n, m);
+    if (p)
+        g_live += (long long)malloc_usable_size(p);
+    return p;
+}
+
+void *realloc(void *p, size_t n)
+{
+    long long before = p ? (long long)malloc_usable_size(p) : 0;
+    void *q = __libc_realloc(p, n);
+    if (q)
+        g_live += (long long)malloc_usable_size(q) - before;
+    return q;
+}
+
+void free(void *p)
+{
+    if (p)
+        g_live -= (long long)malloc_usable_size(p);
+    __libc_free(p);
+}
+#endif
+
+typedef enum {
+    MODE_PLAIN = 0, /* never hibernate */
+    MODE_HIBERNATE, /* xml_hibernate() after every read */
+    MODE_TRIM,      /* xml_trim() twice after every read: the periodic path of an idle stream */
+} mode_t_;
+
+typedef struct {
+    buf_t events; /* what the handler saw: independent of the chunking */
+    buf_t feeds;  /* return value and `consumed` of every xml_feed() call */
+    int stop_at;  /* 1-based event whose handler returns XML_CB_STOP; 0 = never */
+    int n;
+} rec_t;
+
+static void logf_(buf_t *b, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof(line));
+    assert_int_equal(buf_append(b, line, (size_t)n), 0);
+}
+
+static int on_event(void *ctx, const xml_event_t *ev)
+{
+    rec_t *r = ctx;
+    r->n++;
+    logf_(&r->events, "%d bytes=%zu ", (int)ev->type, ev->bytes);
+    if (ev->type == XML_EV_STREAM_OPEN)
+        assert_int_equal(stanza_write_open(&r->events, ev->el, NULL), 0);
+    if (ev->type == XML_EV_STANZA) {
+        assert_int_equal(ev->raw_len, ev->bytes);
+        logf_(&r->events, "portable=%d raw=", (int)ev->raw_portable);
+        assert_int_equal(buf_append(&r->events, ev->raw, ev->raw_len), 0);
+        logf_(&r->events, " tree=");
+        assert_int_equal(stanza_write(&r->events, ev->el, &stanza_scope_s2s), 0);
+    }
+    logf_(&r->events, "\n");
+    return r->n == r->stop_at ? XML_CB_STOP : XML_CB_CONTINUE;
+}
+
+/* Feed doc in `chunk`-byte reads; after a pause, the next read starts at the first unconsumed
+   byte. Returns the number of successful hibernations; the logs are left in *r. */
+static int run(const char *doc, size_t len, size_t chunk, mode_t_ mode, int stop_at,
+               uint32_t max_stanza, rec_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    buf_init(&r->events, 1 << 22);
+    buf_init(&r->feeds, 1 << 22);
+    r->stop_at = stop_at;
+    stream_limits_t lim;
+    stream_limits_default(&lim);
+    xml_parser_t *p;
+    assert_int_equal(xml_parser_new(&p, &lim, on_event, r), 0);
+    if (max_stanza)
+        xml_set_max_stanza(p, max_stanza);
+    int slept = 0, ret = 0;
+    size_t off = 0;
+    while (off < len && ret == 0) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        size_t used = 0;
+        ret = xml_feed(p, doc + off, n, &used);
+        logf_(&r->feeds, "%d/%zu ", ret, used);
+        if (ret < 0) {
+            logf_(&r->events, "ERROR %s\n", xml_reason_name(xml_error(p)));
+            break;
+        }
+        off += used;
+        if (mode == MODE_HIBERNATE) {
+            bool ok = xml_hibernate(p);
+            assert_int_equal(ok, xml_hibernating(p));
+            slept += ok;
+        } else if (mode == MODE_TRIM) {
+            xml_trim(p);
+            xml_trim(p);
+            slept += xml_hibernating(p);
+        }
+    }
+    xml_stats_t st;
+    xml_stats(p, &st);
+    if (mode == MODE_PLAIN)
+        assert_int_equal(st.wakes, 0);
+    xml_parser_free(p);
+    return slept;
+}
+
+static void rec_free(rec_t *r)
+{
+    buf_free(&r->events);
+    buf_free(&r->feeds);
+}
+
+static void assert_same(const buf_t *a, const buf_t *b, const char *what, size_t chunk)
+{
+    if (a->len != b->len || memcmp(a->data, b->data, a->len) != 0)
+        fail_msg("%s differ at chunk %zu:\n%.*s\n--- vs ---\n%.*s", what, chunk, (int)a->len,
+                 (const char *)a->data, (int)b->len, (const char *)b->data);
+}
+
+/* Every chunk size, every mode: identical to the plain run at the same chunk size, and the events
+   identical to the plain whole-document run. Returns the hibernations of the one-byte run. */
+static int check_doc(const char *doc, int stop_at, uint32_t max_stanza, const char *must_log)
+{
+    size_t len = strlen(doc);
+    rec_t whole, plain, got;
+    run(doc, len, len, MODE_PLAIN, stop_at, max_stanza, &whole);
+    if (must_log) {
+        assert_int_equal(buf_append(&whole.events, "", 1), 0);
+        if (!strstr((const char *)whole.events.data, must_log))
+            fail_msg("expected %s in\n%s", must_log, (const char *)whole.events.data);
+        whole.events.len--;
+    }
+    int one_byte = 0;
+    for (size_t k = 1; k <= len; k++) {
+        run(doc, len, k, MODE_PLAIN, stop_at, max_stanza, &plain);
+        if (stop_at == 0)
+            assert_same(&plain.events, &whole.events, "plain events", k);
+        for (mode_t_ m = MODE_HIBERNATE; m <= MODE_TRIM; m++) {
+            int slept = run(doc, len, k, m, stop_at, max_stanza, &got);
+            if (k == 1 && m == MODE_HIBERNATE)
+                one_byte = slept;
+            assert_same(&got.events, &plain.events, "events", k);
+            assert_same(&got.feeds, &plain.feeds, "feed results", k);
+            rec_free(&got);
+        }
+        rec_free(&plain);
+    }
+    rec_free(&whole);
+    return one_byte;
+}
+
+#define HDR                                                                                        \
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "                                   \
+    "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "           \
+    "from='capulet.example' to='montague.example' version='1.0' xml:lang='en'>"
+
+static const char stanzas[] =
+    " <db:result from='capulet.example' to='montague.example'>abc123</db:result>\n"
+    "<message from='a@capulet.example/r' to='b@montague.example' type='chat' id='1'>"
+    "<body>caf\xc3\xa9 &amp; &#x41; <![CDATA[<x>]]></body>"
+    "<active xmlns='http://jabber.org/protocol/chatstates'/></message>\r\n"
+    "<presence from='a@capulet.example' to='b@montague.example'/>\t"
+    "<iq type='get' id='p1'><q:ping xmlns:q='urn:xmpp:ping'/></iq>  ";
+
+/* ---- tests ---- */
+
+static void test_hibernate_every_split(void **state)
+{
+    char doc[2048];
+    snprintf(doc, sizeof(doc), "%s%s</stream:stream>", HDR, stanzas);
+    /* One-byte reads end between stanzas after each of the 4 stanzas and each keepalive byte. */
+    assert_true(check_doc(doc, 0, 0, "tree=<iq") >= 4);
+}
+
+static void test_hibernate_with_pauses(void **state)
+{
+    char doc[2048];
+    snprintf(doc, sizeof(doc), "%s%s</stream:stream>", HDR, stanzas);
+    /* Paused after the header, after the first and after the third stanza: a paused parser is
+       never hibernated, and the continuation is identical. */
+    for (int stop = 1; stop <= 4; stop += 2)
+        check_doc(doc, stop, 0, NULL);
+}
+
+static void test_hibernate_header_prefixes(void **state)
+{
+    /* Prefixes declared on the header (db: and a payload prefix, legal if unusual), a namespace
+       URI that needs escaping to be replayed, a stanza using the header's prefix (not portable)
+       and a prefixed depth-1 element. */
+    const char *doc =
+        "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+        "xmlns:db='jabber:server:dialback' xmlns:x='urn:a&amp;b&apos;c&lt;d&#9;e&#xA;f\"g'>"
+        "<db:verify from='a.example' to='b.example' id='i1'>k</db:verify>"
+        "<message><x:data x:attr='1'/></message>"
+        "<x:thing/>"
+        "<message xmlns:x='urn:local'><x:data/></message>"
+        "</stream:stream>";
+    assert_true(check_doc(doc, 0, 0, "portable=0 raw=<message><x:data") >= 3);
+    assert_true(check_doc(doc, 0, 0, "urn:a&amp;b&apos;c&lt;d&#x9;e&#xA;f&quot;g") >= 3);
+}
+
+static void test_hibernate_unprefixed_header(void **state)
+{
+    /* The stream element in the default namespace: the wake-up start tag must have the same
+       qualified name, or the end tag would not match. */
+    const char *doc = "<stream xmlns='http://etherx.jabber.org/streams' xmlns:c='jabber:server'>"
+                      "<c:message/><c:presence/></stream>";
+    assert_true(check_doc(doc, 0, 0, "3 bytes=9") >= 2);
+}
+
+static void test_hibernate_errors_after_wake(void **state)
+{
+    /* Whatever stops the parser after a wake-up stops it at the same byte with the same reason. */
+    char doc[20000];
+    snprintf(doc, sizeof(doc), "%s<presence/><y:foo/>", HDR);
+    check_doc(doc, 0, 0, "ERROR not-well-formed");
+    snprintf(doc, sizeof(doc), "%s<presence/><stream:stream>", HDR);
+    check_doc(doc, 0, 0, "ERROR stream-reopen");
+    snprintf(doc, sizeof(doc), "%s<presence/></stream:stream><presence/>", HDR);
+    check_doc(doc, 0, 0, "ERROR not-well-formed");
+    snprintf(doc, sizeof(doc), "%s<presence/><!-- c --><presence/>", HDR);
+    check_doc(doc, 0, 0, "ERROR restricted-xml");
+    /* Stanza size counted from the stanza's first byte, in stream offsets. */
+    int n = snprintf(doc, sizeof(doc), "%s<presence/> <message><body>", HDR);
+    memset(doc + n, 'a', 10100);
+    strcpy(doc + n + 10100, "</body></message>");
+    rec_t plain, got;
+    size_t len = strlen(doc);
+    const size_t chunks[] = {1, 7, 100, 4096, len};
+    for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+        run(doc, len, chunks[i], MODE_PLAIN, 0, 0, &plain);
+        run(doc, len, chunks[i], MODE_HIBERNATE, 0, 0, &got);
+        assert_same(&got.events, &plain.events, "events", chunks[i]);
+        assert_same(&got.feeds, &plain.feeds, "feed results", chunks[i]);
+        assert_non_null(memmem(got.events.data, got.events.len, "ERROR stanza-too-big", 20));
+        rec_free(&plain);
+        rec_free(&got);
+    }
+}
+
+static int count_handler(void *ctx, const xml_event_t *ev)
+{
+    (*(int *)ctx)++;
+    return XML_CB_CONTINUE;
+}
+
+static int stop_handler(void *ctx, const xml_event_t *ev)
+{
+    (*(int *)ctx)++;
+    return ev->type == XML_EV_STANZA ? XML_CB_STOP : XML_CB_CONTINUE;
+}
+
+static xml_parser_t *parser(xml_handler_t h, int *n)
+{
+    stream_limits_t lim;
+    stream_limits_default(&lim);
+    xml_parser_t *p;
+    assert_int_equal(xml_parser_new(&p, &lim, h, n), 0);
+    return p;
+}
+
+static void feed_str(xml_parser_t *p, const char *s)
+{
+    size_t used = 0;
+    assert_int_equal(xml_feed(p, s, strlen(s), &used), 0);
+    assert_int_equal(used, strlen(s));
+}
+
+static void test_hibernate_refused(void **state)
+{
+    int n = 0;
+    /* Before the header. */
+    xml_parser_t *p = parser(count_handler, &n);
+    assert_false(xml_hibernate(p));
+    feed_str(p, "<?xml version='1.0'?><stream:str");
+    assert_false(xml_hibernate(p));
+    xml_parser_free(p);
+
+    /* A partial token or an open stanza: refused, and the stream goes on. */
+    static const char *const partial[] = {
+        "<mess",             /* unfinished start tag */
+        "<message to='a'>",  /* open stanza */
+        "<message><body>hi", /* text inside a stanza */
+        "\r",                /* expat holds a trailing CR */
+        "\xc3",              /* half a UTF-8 sequence */
+        "&am",               /* unfinished reference */
+    };
+    static const char *const rest[] = {
+        "age/>", "</message>", "</body></message>", "\n<presence/>", "\xa9<presence/>", "p;",
+    };
+    for (size_t i = 0; i < sizeof(partial) / sizeof(partial[0]); i++) {
+        n = 0;
+        p = parser(count_handler, &n);
+        feed_str(p, HDR "<presence/>");
+        feed_str(p, partial[i]);
+        assert_false(xml_hibernate(p));
+        assert_false(xml_hibernating(p));
+        xml_trim(p);
+        xml_trim(p);
+        assert_false(xml_hibernating(p));
+        feed_str(p, rest[i]);
+        assert_true(xml_hibernate(p));
+        feed_str(p, "<presence/></stream:stream>");
+        assert_int_equal(n, 1 + 1 + (i < 5 ? 1 : 0) + 2);
+        xml_parser_free(p);
+    }
+
+    /* Paused, with and without bytes held back. */
+    n = 0;
+    p = parser(stop_handler, &n);
+    size_t used = 0;
+    const char *two = HDR "<presence/><presence/>";
+    assert_int_equal(xml_feed(p, two, strlen(two), &used), 0);
+    assert_true(used < strlen(two));
+    assert_false(xml_hibernate(p));
+    assert_int_equal(xml_feed(p, two + used, strlen(two) - used, &used), 0);
+    assert_false(xml_hibernate(p)); /* paused at the second stanza, nothing held */
+    assert_int_equal(xml_feed(p, "", 0, &used), 0);
+    assert_true(xml_hibernate(p));
+    xml_parser_free(p);
+
+    /* After the close tag and after an error. */
+    n = 0;
+    p = parser(count_handler, &n);
+    feed_str(p, HDR "</stream:stream>");
+    assert_false(xml_hibernate(p));
+    xml_parser_free(p);
+    p = parser(count_handler, &n);
+    feed_str(p, HDR);
+    assert_int_equal(xml_feed(p, "<a><b></a>", 10, NULL), FG_EPARSE);
+    assert_false(xml_hibernate(p));
+    xml_parser_free(p);
+}
+
+static void test_hibernate_memory(void **state)
+{
+    int n = 0;
+    xml_parser_t *p = parser(count_handler, &n);
+    xml_set_max_stanza(p, 65536);
+    feed_str(p, HDR);
+    const char *msg = "<message from='juliet@capulet.example/balcony' to='romeo@montague.example' "
+                      "type='chat' id='m1'><body>Wherefore art thou?</body></message>";
+    feed_str(p, msg);
+    xml_stats_t awake, asleep, woken;
+    xml_stats(p, &awake);
+    long long live0 = g_live;
+    assert_true(xml_hibernate(p));
+    xml_stats(p, &asleep);
+#ifndef FEDGATE_SANITIZE
+    /* The process allocator agrees with the parser's own accounts. */
+    long long freed = live0 - g_live;
+    print_message("hibernation: parser %zu -> %zu bytes; heap freed %lld bytes\n", awake.bytes,
+                  asleep.bytes, freed);
+    assert_true(freed + 256 >= (long long)(awake.bytes - asleep.bytes));
+#else
+    (void)live0;
+#endif
+    /* expat and the scratch are gone: the struct and the header's arena block remain. */
+    assert_true(awake.bytes > 8000);
+    assert_true(asleep.bytes < 2048);
+    assert_string_equal(stanza_attr(xml_stream_header(p), "to"), "montague.example");
+    assert_true(xml_stream_open(p));
+    /* Hibernating twice changes nothing; trimming keeps it asleep. */
+    assert_true(xml_hibernate(p));
+    xml_trim(p);
+    assert_true(xml_hibernating(p));
+    feed_str(p, msg);
+    xml_stats(p, &woken);
+    assert_false(xml_hibernating(p));
+    assert_int_equal(woken.wakes, 1);
+    assert_int_equal(woken.stanzas, 2);
+    print_message("wake-up + one stanza: %llu allocations\n",
+                  (unsigned long long)(woken.mallocs - asleep.mallocs));
+    /* A wake-up costs what creating a parser costs (expat builds its tables), not more. */
+    assert_true(woken.mallocs - asleep.mallocs < 64);
+    xml_parser_free(p);
+}
+
+static void test_busy_stream_never_hibernates(void **state)
+{
+    /* The periodic trim only hibernates a stream that received nothing for a whole period, so a
+       busy stream keeps its expat instance and allocates nothing per stanza. */
+    int n = 0;
+    xml_parser_t *p = parser(count_handler, &n);
+    feed_str(p, HDR);
+    const char *msg = "<message to='romeo@montague.example'><body>x</body></message>";
+    for (int i = 0; i < 10; i++)
+        feed_str(p, msg);
+    xml_trim(p);
+    xml_stats_t before, after;
+    xml_stats(p, &before);
+    for (int period = 0; period < 100; period++) {
+        for (int i = 0; i < 10; i++)
+            feed_str(p, msg);
+        xml_trim(p);
+        assert_false(xml_hibernating(p));
+    }
+    xml_stats(p, &after);
+    assert_int_equal(after.wakes, 0);
+    assert_int_equal(after.stanzas, before.stanzas + 1000);
+    /* Each trim gives the text buffer and arena blocks back: a few allocations per period. */
+    assert_true(after.mallocs - before.mallocs <= 300);
+    /* A period without input: the next trim hibernates. */
+    xml_trim(p);
+    assert_true(xml_hibernating(p));
+    /* Feed, trim, trim, feed: a wake-up per idle period. */
+    for (int i = 0; i < 5; i++) {
+        feed_str(p, msg);
+        assert_false(xml_hibernating(p));
+        xml_trim(p);
+        xml_trim(p);
+        assert_true(xml_hibernating(p));
+    }
+    xml_stats(p, &after);
+    assert_int_equal(after.wakes, 5);
+    assert_int_equal(n, 1 + 10 + 1000 + 5);
+    xml_parser_free(p);
+}
+
+static void test_reset_while_hibernating(void **state)
+{
+    int n = 0;
+    xml_parser_t *p = parser(count_handler, &n);
+    feed_str(p, HDR "<presence/>");
+    assert_true(xml_hibernate(p));
+    assert_int_equal(xml_reset(p), 0);
+    assert_false(xml_hibernating(p));
+    assert_null(xml_stream_header(p));
+    /* A new stream from its first byte: header event, stanzas, close. */
+    feed_str(p, HDR "<presence/>");
+    assert_non_null(xml_stream_header(p));
+    assert_true(xml_hibernate(p));
+    feed_str(p, "<presence/></stream:stream>");
+    assert_int_equal(n, 2 + 3 + 1);
+    xml_parser_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hibernate_every_split),
+        cmocka_unit_test(test_hibernate_with_pauses),
+        cmocka_unit_test(test_hibernate_header_prefixes),
+        cmocka_unit_test(test_hibernate_unprefixed_header),
+        cmocka_unit_test(test_hibernate_errors_after_wake),
+        cmocka_unit_test(test_hibernate_refused),
+        cmocka_unit_test(test_hibernate_memory),
+        cmocka_unit_test(test_busy_stream_never_hibernates),
+        cmocka_unit_test(test_reset_while_hibernating),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
