@@ -31,6 +31,7 @@ static const cli_verb_t verbs[] = {
      "gateway get|set ...                gateway settings (singleton)"},
     {"domain", cli_domain_main, "domain new|set|get|remove ...      hosted domains"},
     {"access", cli_access_main, "access get|set|remove|check ...    EnableXmppAccess policy"},
+    {"ledger", cli_ledger_main, "ledger get|remove ...              invitations"},
     {"export", cli_export_main, "export [-o FILE]                   whole store as JSON"},
     {"import", cli_import_main, "import FILE [--what-if]            JSON or PowerShell CSV"},
     {"audit", cli_audit_main, "audit [--since T] [--json]         change log"},

@@ -20,6 +20,7 @@ int cli_partner_main(int argc, char **argv, const char *store_path);
 int cli_gateway_main(int argc, char **argv, const char *store_path);
 int cli_domain_main(int argc, char **argv, const char *store_path);
 int cli_access_main(int argc, char **argv, const char *store_path);
+int cli_ledger_main(int argc, char **argv, const char *store_path);
 int cli_export_main(int argc, char **argv, const char *store_path);
 int cli_import_main(int argc, char **argv, const char *store_path);
 int cli_audit_main(int argc, char **argv, const char *store_path);
