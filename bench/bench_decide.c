@@ -3,10 +3,11 @@
  * against a baseline measured in the same run: the loop doing only the stanza accessor work the
  * router does anyway (name, type, to, from).
  *
- * Checks = bare JIDs of both ends, partner lookup, effective EnableXmppAccess, decide_kind,
- * decide, and for PublicUnverified inbound messages the ledger lookup (one read transaction
- * renewed per batch of 64 stanzas, as a worker does per event-loop batch). Also printed: the
- * ledger lookup with its own renew/reset per stanza, the alternative the batch design avoids.
+ * Checks = bare JIDs of both ends (ledger_bare_jid_trusted: the stream validated them), partner
+ * lookup, effective EnableXmppAccess, decide_kind, decide, and for PublicUnverified inbound
+ * messages the ledger lookup (one read transaction renewed per batch of 64 stanzas, as a worker
+ * does per event-loop batch). Also printed: the ledger lookup with its own renew/reset per stanza,
+ * the alternative the batch design avoids.
  *
  * Usage: bench_decide [invitations]   (default 100000 in the ledger; store under $TMPDIR)
  */
@@ -69,8 +70,8 @@ static double run(mode_t_ m, policy_reader_t *pr, ledger_reader_t *lr)
                 if (m == M_BASE)
                     continue;
                 /* Inbound: from = partner user, to = our user. */
-                ledger_bare_jid(to, local, sizeof(local));
-                ledger_bare_jid(from, remote, sizeof(remote));
+                ledger_bare_jid_trusted(to, local, sizeof(local));
+                ledger_bare_jid_trusted(from, remote, sizeof(remote));
                 const policy_partner_t *p = policy_lookup(pr, domain_of(remote));
                 decide_in_t in = {DECIDE_INBOUND, decide_kind(s),
                                   p ? p->rules.type : PARTNER_PUBLIC_UNVERIFIED,

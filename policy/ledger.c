@@ -36,6 +36,28 @@ int ledger_bare_jid(const char *jid, char *out, size_t outlen)
     return n;
 }
 
+int ledger_bare_jid_trusted(const char *jid, char *out, size_t outlen)
+{
+    size_t n = 0;
+    bool at = false;
+    if (!jid || !outlen)
+        return FG_EPARSE;
+    for (const char *p = jid; *p && *p != '/'; p++, n++) {
+        char c = *p;
+        if (n >= LEDGER_JID_MAX || n + 1 >= outlen) {
+            out[0] = '\0';
+            return FG_ELIMIT;
+        }
+        at |= c == '@';
+        out[n] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    /* One trailing dot of the domain is not part of it (RFC 7622 §3.2). */
+    if (n && out[n - 1] == '.')
+        n--;
+    out[n] = '\0';
+    return at && n && out[0] != '@' ? (int)n : FG_EPARSE;
+}
+
 int ledger_key(const char *local, const char *remote, char *key, size_t keylen)
 {
     size_t l = local ? strlen(local) : 0, r = remote ? strlen(remote) : 0;

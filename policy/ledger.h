@@ -62,6 +62,12 @@ typedef struct {
  * between users), FG_ELIMIT (longer than LEDGER_JID_MAX).
  */
 int ledger_bare_jid(const char *jid, char *out, size_t outlen);
+/*
+ * The same for an address the stream engine has already validated (core/stream runs jid_parse
+ * on every stanza's to and from): no syntax checks, one pass. For the stanza path; operator
+ * input goes through ledger_bare_jid. Length, FG_EPARSE (no localpart), FG_ELIMIT.
+ */
+int ledger_bare_jid_trusted(const char *jid, char *out, size_t outlen);
 /* local NUL remote into key[LEDGER_KEY_MAX]; length or FG_ELIMIT. Inputs already bare. */
 int ledger_key(const char *local, const char *remote, char *key, size_t keylen);
 void ledger_value_encode(const ledger_entry_t *e, uint8_t out[LEDGER_VALUE_LEN]);

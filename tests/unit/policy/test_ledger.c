@@ -70,6 +70,13 @@ static void test_keys_values(void **state)
     strcpy(longjid + 300, "@example.org");
     assert_int_equal(ledger_bare_jid(longjid, b, sizeof(b)), FG_ELIMIT);
 
+    assert_int_equal(ledger_bare_jid_trusted("Alice@Example.ORG./Laptop/x", b, sizeof(b)), 17);
+    assert_string_equal(b, "alice@example.org");
+    assert_int_equal(ledger_bare_jid_trusted("example.org/r@x", b, sizeof(b)), FG_EPARSE);
+    assert_int_equal(ledger_bare_jid_trusted("@example.org", b, sizeof(b)), FG_EPARSE);
+    assert_int_equal(ledger_bare_jid_trusted(longjid, b, sizeof(b)), FG_ELIMIT);
+    assert_int_equal(ledger_bare_jid_trusted("a@b", b, 3), FG_ELIMIT);
+
     char key[LEDGER_KEY_MAX];
     assert_int_equal(ledger_key("a@x", "b@y", key, sizeof(key)), 7);
     assert_memory_equal(key, "a@x\0b@y", 7);
