@@ -98,7 +98,10 @@ void cli_print_what_if(const store_ctx_t *ctx, const char *verb, const char *sub
 int cli_domain_arg(const char *what, const char *in, char *out)
 {
     const char *why = NULL;
-    if (domain_normalize_why(in, out, DOMAIN_BUF, &why) == 0)
+    /* A name to look up: the key form, so a record stored under an address before addresses
+       were refused can still be shown and removed. New and changed records are validated by
+       the store with the full rule. */
+    if (domain_normalize_key(in, out, DOMAIN_BUF, &why) == 0)
         return 0;
     char line[512];
     domain_error_line(in, why, line, sizeof(line));

@@ -63,6 +63,13 @@ err_has 'partners\[0\].*IP address'
 err_has 'hosted\[0\].*IP address'
 snapshot after3
 same_file "$T/before3.json" "$T/after3.json" "a refused address changed the store"
+# Looking an address up is not an error about the name: there is just no such partner (a record
+# stored under an address before the rule can be shown and removed this way).
+expect 3 partner get 1.2.3.4
+expect 3 partner remove 1.2.3.4
+expect 3 partner set 1.2.3.4 --keepalive false
+expect 1 partner get 'bad domain.example'
+err_has 'invalid domain "bad domain\.example"'
 # A proxy is a connect target: an address with a port is fine.
 expect 0 partner new p.example --dialback false --proxy-fqdn 192.0.2.7:5270
 expect 0 partner get p.example

@@ -467,6 +467,52 @@ static void test_ip_literal_domains(void **state)
 
 /* Import walks each array once: the navigation steps grow with the partners, not their square
    (the old json_child walk from the start took ~N*N/2 steps: 2M here). */
+/* A partner stored under an address by a build before the rule: readable and removable by key,
+   refused when changed. */
+static void test_legacy_ip_partner(void **state)
+{
+    fx_t *fx = *state;
+    partner_t p;
+    partner_defaults(&p);
+    strcpy(p.domain, "192.0.2.1");
+    p.dialback = false;
+    p.revision = 1;
+    uint8_t rec[SCHEMA_RECORD_MAX];
+    size_t len;
+    assert_int_equal(schema_encode(&schema_partner, &p, rec, sizeof(rec), &len), 0);
+    store_close(fx->s);
+    fx->s = NULL;
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi, dom;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, 1ull << 30), 0);
+    assert_int_equal(mdb_env_open(env, fx->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, "partners", 0, &dbi), 0);
+    assert_int_equal(mdb_dbi_open(t, "partner_domains", 0, &dom), 0);
+    MDB_val k = {9, "192.0.2.1"}, v = {len, rec};
+    assert_int_equal(mdb_put(t, dbi, &k, &v, 0), 0);
+    MDB_val dv = {9, "192.0.2.1"};
+    assert_int_equal(mdb_put(t, dom, &k, &dv, 0), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+    char err[256];
+    assert_int_equal(store_open(fx->dir, 0, &fx->s, err, sizeof(err)), 0);
+
+    assert_int_equal(store_partner_get(fx->s, "192.0.2.1", &p), 0);
+    p.keepalive = false;
+    ctx_reset(fx);
+    assert_int_equal(store_partner_update(fx->s, &fx->ctx, &p, STORE_ANY_REV, &fx->rep),
+                     FG_EREFUSED);
+    assert_true(report_contains(&fx->rep, REPORT_ERROR, "domain", "IP address"));
+    ctx_reset(fx);
+    assert_int_equal(store_partner_remove(fx->s, &fx->ctx, "192.0.2.1", STORE_ANY_REV, &fx->rep),
+                     0);
+    assert_int_equal(store_partner_get(fx->s, "192.0.2.1", &p), FG_ENOTFOUND);
+}
+
 static void test_import_linear(void **state)
 {
     fx_t *fx = *state;
@@ -1273,6 +1319,7 @@ int main(void)
         T(test_revision_stale),
         T(test_modify_and_what_if),
         T(test_ip_literal_domains),
+        T(test_legacy_ip_partner),
         T(test_import_linear),
         T(test_import_replace_per_section),
         T(test_import_all_or_nothing),
