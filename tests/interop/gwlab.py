@@ -1,7 +1,9 @@
 """Helpers for the gateway's interop tests: a fedgate store made with fedgate-admin for a lab
 Gateway, and fedgate started under the lab's care (see docs/gateway.md)."""
 
+import base64
 import os
+import socket
 import time
 import urllib.request
 
@@ -91,3 +93,41 @@ def presence_round_trip(user, comp, local="bob@gw.example", timeout=15):
     user.wait_presence(frm=local, ptype="subscribed", timeout=timeout)
     comp.subscribe(user.jid, mfrom=local)
     comp.wait_presence(frm=user.jid, ptype="subscribed", timeout=timeout)
+
+
+# A minimal partner a.example speaking s2s by hand (STARTTLS + SASL EXTERNAL), for tests that
+# need many streams or byte-level checks.
+S2S_HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+              "xmlns:stream='http://etherx.jabber.org/streams' from='a.example' to='gw.example' "
+              "version='1.0'>").encode()
+
+
+def read_until(sock, needle, limit=65536):
+    """Read until needle (or, for the features, their empty form) arrives."""
+    needles = (needle, b"<stream:features/>") if needle == b"</stream:features>" else (needle,)
+    data = b""
+    while not any(n in data for n in needles):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise AssertionError(f"closed while waiting for {needle!r}: {data[-300:]!r}")
+        data += chunk
+        assert len(data) < limit
+    return data
+
+
+def sasl_stream(port, ctx):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(S2S_HEADER)
+    read_until(s, b"</stream:features>")
+    s.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    read_until(s, b"<proceed")
+    t = ctx.wrap_socket(s, server_hostname="gw.example")
+    t.sendall(S2S_HEADER)
+    read_until(t, b"</stream:features>")
+    authzid = base64.b64encode(b"a.example").decode()
+    t.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>{authzid}</auth>".encode())
+    read_until(t, b"<success")
+    t.sendall(S2S_HEADER)
+    read_until(t, b"</stream:features>")
+    return t

@@ -8,7 +8,6 @@ a generous bound.
 Exit 0 on success, 1 on failure, 77 when a package or a binary is missing.
 """
 
-import base64
 import os
 import socket
 import ssl
@@ -21,40 +20,12 @@ from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
 import gwlab  # noqa: E402
 
 N = int(os.environ.get("FEDGATE_MEM_STREAMS", "300"))
-HEADER = ("<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
-          "xmlns:stream='http://etherx.jabber.org/streams' from='a.example' to='gw.example' "
-          "version='1.0'>").encode()
-
-
-def read_until(sock, needle, limit=65536):
-    """Read until needle (or, for the features, their empty form) arrives."""
-    needles = (needle, b"<stream:features/>") if needle == b"</stream:features>" else (needle,)
-    data = b""
-    while not any(n in data for n in needles):
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise AssertionError(f"closed while waiting for {needle!r}: {data[-300:]!r}")
-        data += chunk
-        assert len(data) < limit
-    return data
+HEADER = gwlab.S2S_HEADER
+read_until = gwlab.read_until
 
 
 def sasl_stream(port, ctx):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(HEADER)
-    read_until(s, b"</stream:features>")
-    s.sendall(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
-    read_until(s, b"<proceed")
-    t = ctx.wrap_socket(s, server_hostname="gw.example")
-    t.sendall(HEADER)
-    read_until(t, b"</stream:features>")
-    authzid = base64.b64encode(b"a.example").decode()
-    t.sendall(f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>{authzid}</auth>".encode())
-    read_until(t, b"<success")
-    t.sendall(HEADER)
-    read_until(t, b"</stream:features>")
-    return t
+    return gwlab.sasl_stream(port, ctx)
 
 
 def rss_kib(pid):
