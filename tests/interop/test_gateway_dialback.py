@@ -108,6 +108,11 @@ def main():
         step("f.example: untrusted certificate with SASL Optional fell back to dialback over TLS "
              "(and SASL EXTERNAL the other way)")
 
+        # Tightened live: SASL now required of f.example; its dialback stream no longer qualifies.
+        store.cli("partner", "set", "f.example", "--sasl", "required", "--dialback", "false")
+        gwlab.wait_log(proc, "in f.example: SASL now required, closing", timeout=2)
+        step("f.example: SASL tightened, its dialback stream closed with <policy-violation/>")
+
         m = gwlab.metrics(gw)
         assert 'fedgate_streams_refused_total{reason="not-a-partner"}' in m, m
         assert ('fedgate_partner_last_failure_timestamp_seconds{partner="e.example",'
