@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --all
 scripts/build.sh
 cd "${BUILD_DIR:-build}"
-# Interop and browser tests hold a RESOURCE_LOCK, so -j2 only overlaps the unit tests.
-ctest --output-on-failure -j2 --timeout 900 "$@"
+# Interop and browser tests hold a RESOURCE_LOCK, so -j2 only overlaps the unit tests. A test
+# without its own TIMEOUT gets 300 s: a hung test fails instead of eating the CI budget.
+ctest --output-on-failure -j2 --timeout 300 "$@"
