@@ -65,6 +65,7 @@ struct xml_parser {
     bool waking;
     uint64_t trim_fed; /* `fed` at the previous xml_trim(); UINT64_MAX after a reset */
     uint64_t wakes;
+    unsigned long salt; /* expat's hash salt for this stream */
 
     xml_reason_t reason;
     const char *detail;
@@ -683,15 +684,17 @@ static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Cha
     p->boundary = event_end(p);
 }
 
-/* Everything XML_ParserReset forgets. 0 or -errno. */
-static int configure(xml_parser_t *p)
+/* Everything XML_ParserReset forgets; a new hash salt unless the stream goes on (wake-up).
+   0 or -errno. */
+static int configure(xml_parser_t *p, bool new_salt)
 {
     XML_Parser x = p->x;
-    unsigned long salt;
-    ssize_t n = getrandom(&salt, sizeof(salt), 0);
-    if (n != (ssize_t)sizeof(salt))
-        return n < 0 ? -errno : -EIO;
-    XML_SetHashSalt(x, salt);
+    if (new_salt) {
+        ssize_t n = getrandom(&p->salt, sizeof(p->salt), 0);
+        if (n != (ssize_t)sizeof(p->salt))
+            return n < 0 ? -errno : -EIO;
+    }
+    XML_SetHashSalt(x, p->salt);
     XML_SetUserData(x, p);
     XML_SetReturnNSTriplet(x, XML_TRUE);
     XML_SetElementHandler(x, on_start, on_end);
@@ -749,7 +752,7 @@ static size_t pd_count(const xml_parser_t *p)
 
 /* Create what a hibernating parser gave back: the declaration scratch and a configured expat
    instance. 0, -ENOMEM or -errno. */
-static int expat_create(xml_parser_t *p)
+static int expat_create(xml_parser_t *p, bool new_salt)
 {
     if (!p->pd) {
         p->pd = calloc(pd_count(p), sizeof(*p->pd));
@@ -764,7 +767,7 @@ static int expat_create(xml_parser_t *p)
     tl_owner = prev;
     if (!p->x)
         return -ENOMEM;
-    int ret = configure(p);
+    int ret = configure(p, new_salt);
     if (ret < 0) {
         XML_ParserFree(p->x);
         p->x = NULL;
@@ -796,7 +799,7 @@ int xml_parser_new(xml_parser_t **out, const stream_limits_t *limits, xml_handle
     buf_init(&p->text, p->max_buffered);
     /* An unfinished stanza plus the rest of the slice it ends in. */
     buf_init(&p->raw, (size_t)p->max_buffered + 2 * FEED_SLICE);
-    if ((ret = expat_create(p)) < 0)
+    if ((ret = expat_create(p, true)) < 0)
         goto fail;
     clear_state(p);
     *out = p;
@@ -824,7 +827,7 @@ int xml_reset(xml_parser_t *p)
     int ret;
     if (!p->x) {
         /* Hibernating: a fresh instance is a reset one. */
-        if ((ret = expat_create(p)) < 0)
+        if ((ret = expat_create(p, true)) < 0)
             return ret;
         clear_state(p);
         return 0;
@@ -836,7 +839,7 @@ int xml_reset(xml_parser_t *p)
     if (!ok)
         return -ENOMEM;
     clear_state(p);
-    return configure(p);
+    return configure(p, true);
 }
 
 void xml_set_max_stanza(xml_parser_t *p, uint32_t max_bytes)
@@ -884,26 +887,47 @@ bool xml_hibernate(xml_parser_t *p)
     return true;
 }
 
+bool xml_release(xml_parser_t *p)
+{
+    if (!p->paused)
+        return true;
+    if (p->held)
+        return false;
+    /* Resuming on no bytes only clears expat's suspension: nothing is left to parse. */
+    return xml_feed(p, "", 0, NULL) == 0 && !p->paused;
+}
+
 bool xml_hibernating(const xml_parser_t *p)
 {
     return p->x == NULL;
 }
 
-/* Feed the new expat instance `len` bytes of the synthetic header; accumulates into *fed. */
-static bool wake_feed(xml_parser_t *p, const char *s, size_t len, uint64_t *fed)
+/* Appends to a bounded buffer, counting what did not fit (snprintf style). */
+typedef struct {
+    char *dst;
+    size_t cap, len;
+} synth_t;
+
+static void synth_put(synth_t *w, const char *s, size_t n)
 {
-    *fed += len;
-    return XML_Parse(p->x, s, (int)len, XML_FALSE) == XML_STATUS_OK;
+    if (w->len < w->cap)
+        memcpy(w->dst + w->len, s, w->cap - w->len < n ? w->cap - w->len : n);
+    w->len += n;
+}
+
+static void synth_str(synth_t *w, const char *s)
+{
+    synth_put(w, s, strlen(s));
 }
 
 /* A namespace URI as an attribute value that expat decodes back to exactly `uri`: markup
    characters escaped, and whitespace other than a space as character references (attribute
    value normalization would turn a literal TAB, LF or CR into a space). */
-static bool wake_feed_uri(xml_parser_t *p, const char *uri, uint64_t *fed)
+static void synth_uri(synth_t *w, const char *uri)
 {
     const char *run = uri;
     for (const char *c = uri;; c++) {
-        const char *esc = NULL;
+        const char *esc;
         switch (*c) {
         case '&':
             esc = "&amp;";
@@ -924,53 +948,82 @@ static bool wake_feed_uri(xml_parser_t *p, const char *uri, uint64_t *fed)
             esc = "&#xD;";
             break;
         case '\0':
-            return c == run || wake_feed(p, run, (size_t)(c - run), fed);
+            synth_put(w, run, (size_t)(c - run));
+            return;
         default:
             continue;
         }
-        if ((c > run && !wake_feed(p, run, (size_t)(c - run), fed)) ||
-            !wake_feed(p, esc, strlen(esc), fed))
-            return false;
+        synth_put(w, run, (size_t)(c - run));
+        synth_str(w, esc);
         run = c + 1;
     }
 }
 
-/* Rebuild expat after hibernation: a new instance with the same settings is fed a start tag with
-   the header's qualified name and namespace declarations (no attributes, no event), so the
-   stream's bytes continue exactly where they left off: same bindings, same end tag expected.
-   0 or the parser's error. */
+/* The start tag a woken parser is fed: the header's qualified name and its namespace
+   declarations, no attributes. Returns its length; writes at most `cap` bytes. */
+static size_t synth_header(const stanza_t *h, char *dst, size_t cap)
+{
+    synth_t w = {dst, cap, 0};
+    synth_str(&w, "<");
+    if (h->prefix) {
+        synth_str(&w, h->prefix);
+        synth_str(&w, ":");
+    }
+    synth_str(&w, h->name);
+    for (uint16_t i = 0; i < h->ndecls; i++) {
+        const stanza_nsdecl_t *d = &h->decls[i];
+        if (d->prefix) {
+            synth_str(&w, " xmlns:");
+            synth_str(&w, d->prefix);
+        } else {
+            synth_str(&w, " xmlns");
+        }
+        synth_str(&w, "='");
+        synth_uri(&w, d->uri);
+        synth_str(&w, "'");
+    }
+    synth_str(&w, ">");
+    return w.len;
+}
+
+/* Rebuild expat after hibernation: a new instance with the same settings (and the same hash
+   salt: still secret, and no system call per wake-up) is fed a start tag with the header's
+   qualified name and namespace declarations, without an event, so the stream's bytes continue
+   exactly where they left off: same bindings, same end tag expected. 0 or the parser's error. */
 static int wake(xml_parser_t *p)
 {
-    int ret = expat_create(p);
+    int ret = expat_create(p, false);
     if (ret < 0) {
         fail(p, XML_REASON_NOMEM, "parser wake-up failed");
         return p->err;
     }
     p->wakes++;
     const stanza_t *h = p->header;
-    uint64_t n = 0;
     if (!h) {
         /* A reset that could not rebuild expat: the new stream starts from its first byte. */
         p->xdelta = p->fed;
         return 0;
     }
-    bool ok = wake_feed(p, "<", 1, &n);
-    if (ok && h->prefix)
-        ok = wake_feed(p, h->prefix, strlen(h->prefix), &n) && wake_feed(p, ":", 1, &n);
-    ok = ok && wake_feed(p, h->name, strlen(h->name), &n);
-    for (uint16_t i = 0; ok && i < h->ndecls; i++) {
-        const stanza_nsdecl_t *d = &h->decls[i];
-        if (d->prefix)
-            ok = wake_feed(p, " xmlns:", 7, &n) && wake_feed(p, d->prefix, strlen(d->prefix), &n);
-        else
-            ok = wake_feed(p, " xmlns", 6, &n);
-        ok = ok && wake_feed(p, "='", 2, &n) && wake_feed_uri(p, d->uri, &n) &&
-             wake_feed(p, "'", 1, &n);
+    /* One expat call on the whole tag: fed in pieces, expat would rescan the unfinished tag
+       after each. A real header fits the stack buffer. */
+    char small[1024];
+    char *tag = small;
+    size_t n = synth_header(h, small, sizeof(small));
+    if (n > sizeof(small)) {
+        tag = malloc(n);
+        if (!tag) {
+            fail(p, XML_REASON_NOMEM, "parser wake-up failed");
+            return p->err;
+        }
+        p->mallocs++;
+        synth_header(h, tag, n);
     }
     p->waking = true;
-    ok = ok && wake_feed(p, ">", 1, &n);
+    enum XML_Status st = XML_Parse(p->x, tag, (int)n, XML_FALSE);
     p->waking = false;
-    if (!ok) {
+    if (tag != small)
+        free(tag);
+    if (st != XML_STATUS_OK) {
         /* Only memory can make expat refuse what it accepted once. */
         if (XML_GetErrorCode(p->x) == XML_ERROR_NO_MEMORY)
             fail(p, XML_REASON_NOMEM, "parser wake-up failed");

@@ -151,6 +151,13 @@ bool xml_stream_open(const xml_parser_t *p);
    per stanza. */
 void xml_trim(xml_parser_t *p);
 
+/* The caller is done with the event the parser paused at (XML_CB_STOP) and has no bytes to hand
+   back: end the pause now, as the next xml_feed() would, so xml_trim() and xml_hibernate() can
+   act. The paused event's tree is no longer valid afterwards. Does nothing (returns false) when
+   expat holds bytes after the pause; true when the parser is not paused on return. Not from
+   inside the handler. */
+bool xml_release(xml_parser_t *p);
+
 /*
  * Give back nearly everything an idle open stream holds: expat's instance, the arena's blocks
  * above the header, the text, raw and declaration scratch. What remains is the parser struct, the

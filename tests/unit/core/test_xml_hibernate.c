@@ -19,6 +19,7 @@
 #include "core/err.h"
 #include "core/peer.h"
 #include "core/stanza.h"
+#include "core/stream.h"
 #include "core/xml.h"
 
 /* ---- live heap bytes of the process, counted by wrapping the allocator (not under sanitizers,
@@ -487,6 +488,123 @@ static void test_reset_while_hibernating(void **state)
     xml_parser_free(p);
 }
 
+/* ---- the stream engine's periodic trim (stream_trim) ---- */
+
+static void rnd(void *ctx, uint8_t *out, size_t n)
+{
+    uint32_t *x = ctx;
+    for (size_t i = 0; i < n; i++) {
+        *x = *x * 1103515245u + 12345u;
+        out[i] = (uint8_t)(*x >> 16);
+    }
+}
+
+static const char *const hosted[] = {"capulet.example"};
+
+/* Take every action, answering policy and verify requests; the log gets every action's type,
+   addresses and data. */
+static void drain(stream_t *s, buf_t *log)
+{
+    stream_action_t a;
+    while (stream_next_action(s, &a)) {
+        logf_(log, "%d %s %s ", (int)a.type, a.from ? a.from : "-", a.to ? a.to : "-");
+        if (a.data)
+            assert_int_equal(buf_append(log, a.data, a.len), 0);
+        logf_(log, "\n");
+        if (a.type == STREAM_ACT_NEED_POLICY) {
+            peer_rules_t r = {NEG_OPTIONAL, NEG_OPTIONAL, true, true, PARTNER_FEDERATED};
+            char d[300];
+            snprintf(d, sizeof(d), "%s", a.domain);
+            stream_policy(s, d, true, &r);
+        } else if (a.type == STREAM_ACT_VERIFY) {
+            char fr[300], to[300], id[200];
+            snprintf(fr, sizeof(fr), "%s", a.from);
+            snprintf(to, sizeof(to), "%s", a.to);
+            snprintf(id, sizeof(id), "%s", a.id);
+            stream_verify_result(s, fr, to, id, STREAM_VERIFY_VALID, NULL);
+        }
+    }
+}
+
+/* An inbound stream authenticated with dialback, then `doc` in `chunk`-byte reads, with two
+   stream_trim() calls (an idle trim period) after every read when `trim` is set. Returns how
+   many reads ended with the parser hibernated. */
+static int stream_run(const char *doc, size_t chunk, bool trim, buf_t *log)
+{
+    uint32_t seed = 7;
+    stream_config_t cfg;
+    stream_config_default(&cfg);
+    cfg.hosted = hosted;
+    cfg.n_hosted = 1;
+    cfg.secret = (const uint8_t *)"secret";
+    cfg.secret_len = 6;
+    cfg.random = rnd;
+    cfg.random_ctx = &seed;
+    stream_t *s;
+    assert_int_equal(stream_new(&s, &cfg), 0);
+    buf_init(log, 1 << 20);
+    const char *open = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+                       "xmlns:stream='http://etherx.jabber.org/streams' "
+                       "xmlns:db='jabber:server:dialback' from='montague.example' "
+                       "to='capulet.example' version='1.0'>"
+                       "<db:result from='montague.example' to='capulet.example'>"
+                       "b4835385f37fe2895af6c196b59097b16862406db80559900d96bf6fa7d23df3"
+                       "</db:result>";
+    size_t len = strlen(open), off = 0;
+    while (off < len) {
+        int c = stream_feed(s, open + off, len - off, 1);
+        assert_true(c >= 0);
+        drain(s, log);
+        off += (size_t)c;
+    }
+    assert_true(stream_pair_valid(s, "capulet.example", "montague.example"));
+    int slept = 0;
+    len = strlen(doc);
+    for (size_t pos = 0; pos < len;) {
+        size_t end = len - pos < chunk ? len : pos + chunk;
+        while (pos < end) {
+            int c = stream_feed(s, doc + pos, end - pos, 2);
+            assert_true(c >= 0);
+            drain(s, log);
+            pos += (size_t)c;
+            if (c == 0)
+                break;
+        }
+        if (trim) {
+            stream_trim(s);
+            stream_trim(s);
+            stream_stats_t st;
+            stream_stats(s, &st);
+            slept += st.parser_bytes < 2048;
+        }
+    }
+    stream_free(s);
+    return slept;
+}
+
+static void test_stream_trim_hibernates(void **state)
+{
+    const char *doc = "<message from='romeo@montague.example/orchard' to='juliet@capulet.example' "
+                      "type='chat' id='1'><body>hi</body></message> "
+                      "<presence from='romeo@montague.example' to='juliet@capulet.example'/>"
+                      "<iq from='montague.example' to='capulet.example' type='get' id='p'>"
+                      "<ping xmlns='urn:xmpp:ping'/></iq>"
+                      "<message from='romeo@montague.example' to='juliet@capulet.example'><x:y "
+                      "xmlns:x='urn:x'/></message></stream:stream>";
+    buf_t plain, trimmed;
+    size_t len = strlen(doc);
+    for (size_t k = 1; k <= len; k++) {
+        stream_run(doc, k, false, &plain);
+        int slept = stream_run(doc, k, true, &trimmed);
+        assert_same(&trimmed, &plain, "stream actions", k);
+        /* The reads that end between stanzas leave a hibernated parser. */
+        if (k == 1)
+            assert_true(slept >= 4);
+        buf_free(&plain);
+        buf_free(&trimmed);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_hibernate_memory),
         cmocka_unit_test(test_busy_stream_never_hibernates),
         cmocka_unit_test(test_reset_while_hibernating),
+        cmocka_unit_test(test_stream_trim_hibernates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
