@@ -195,6 +195,8 @@ int ledger_reader_open(const char *dir, ledger_reader_t **out)
     if (!r)
         return -ENOMEM;
     int ret = store_env_acquire(dir, false, false, &r->e, err, sizeof(err));
+    if (ret == FG_ESTORE) /* already open read-only in this process (a tool): share that one */
+        ret = store_env_acquire(dir, false, true, &r->e, err, sizeof(err));
     if (ret) {
         free(r);
         return ret;
@@ -250,8 +252,9 @@ int ledger_get(ledger_reader_t *r, const char *local, const char *remote, ledger
             return ret;
     }
     MDB_val k = {(size_t)klen, key}, v;
-    int rc = mdb_get(r->txn, r->e->dbi[DB_LEDGER], &k, &v);
-    int ret = rc == EINVAL ? FG_ENOTFOUND : store_mdb_err(rc); /* EINVAL: no ledger db yet */
+    /* dbi 0: a read-only store made before the ledger existed (store_env.c): no entries. */
+    int rc = r->e->dbi[DB_LEDGER] ? mdb_get(r->txn, r->e->dbi[DB_LEDGER], &k, &v) : MDB_NOTFOUND;
+    int ret = store_mdb_err(rc);
     if (!ret)
         ret = ledger_value_decode(v.mv_data, v.mv_size, out);
     if (own)
@@ -298,9 +301,9 @@ int ledger_list(const char *dir, const char *local, const char *remote,
         return ret;
     if ((ret = ledger_reader_refresh(r)))
         goto out;
-    int rc = mdb_cursor_open(r->txn, r->e->dbi[DB_LEDGER], &c);
-    if (rc == EINVAL) /* no ledger database yet: nothing to list */
+    if (!r->e->dbi[DB_LEDGER]) /* no ledger database yet: nothing to list */
         goto out;
+    int rc = mdb_cursor_open(r->txn, r->e->dbi[DB_LEDGER], &c);
     if ((ret = store_mdb_err(rc)))
         goto out;
     MDB_cursor_op op = MDB_FIRST;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <lmdb.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
@@ -435,6 +436,45 @@ static void test_sigkill_burst(void **state)
     assert_true(grew > 0); /* the children did commit before being killed */
 }
 
+/* A store made before the ledger existed: read-only opens see an empty ledger; the first
+   writable open creates the database. */
+static void test_store_without_ledger_db(void **state)
+{
+    fx_t *fx = *state;
+    MDB_env *env;
+    MDB_txn *t;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, fx->dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &t), 0);
+    assert_int_equal(mdb_dbi_open(t, "ledger", 0, &dbi), 0);
+    assert_int_equal(mdb_drop(t, dbi, 1), 0);
+    assert_int_equal(mdb_txn_commit(t), 0);
+    mdb_env_close(env);
+
+    store_t *s = NULL;
+    char err[256];
+    assert_int_equal(store_open(fx->dir, STORE_READONLY, &s, err, sizeof(err)), 0);
+    ledger_reader_t *r = NULL;
+    assert_int_equal(ledger_reader_open(fx->dir, &r), 0); /* shares the read-only environment */
+    assert_int_equal(ledger_lookup(r, "a@x", "b@y", 1, 60), LEDGER_ABSENT);
+    list_t l = {0};
+    assert_int_equal(ledger_list(fx->dir, NULL, NULL, count_cb, &l), 0);
+    assert_int_equal(l.n, 0);
+    ledger_writer_t *w = NULL;
+    assert_true(ledger_writer_start(fx->dir, NULL, &w) != 0); /* cannot write through it */
+    ledger_reader_close(r);
+    store_close(s);
+
+    assert_int_equal(ledger_writer_start(fx->dir, NULL, &w), 0);
+    assert_int_equal(ledger_post_invite(w, "a@x", "b@y", 1), 0);
+    ledger_writer_stop(w);
+    assert_int_equal(ledger_reader_open(fx->dir, &r), 0);
+    assert_int_equal(ledger_lookup(r, "a@x", "b@y", 1, 60), LEDGER_VALID);
+    ledger_reader_close(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -446,6 +486,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent_posters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_without_ledger_db, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
