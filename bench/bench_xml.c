@@ -7,6 +7,10 @@
  * Times are the best thread-CPU time of 7 runs; ratios are the median of ratios between
  * neighbouring runs, so load on a shared machine affects both sides alike.
  *
+ * Hibernation: memory of an idle parser trimmed (awake, the baseline) and hibernated, and the
+ * cost of the wake-up the next stanza pays (stanza after xml_hibernate() against the same stanza
+ * on an awake parser, and against creating a parser for a new stream), with its allocations.
+ *
  * Usage: bench_xml [stanzas per run, default 200000]
  */
 #include <expat.h>
@@ -287,6 +291,60 @@ int main(int argc, char **argv)
     printf("memory per parser: %zu B created, %zu B after the stream header, %zu B after 1000 "
            "stanzas (%llu heap allocations in all)\n",
            created, after_header, st.bytes, (unsigned long long)st.mallocs);
+    xml_trim(p);
+    xml_stats(p, &st);
+    size_t trimmed = st.bytes;
+    if (!xml_hibernate(p)) {
+        fprintf(stderr, "xml_hibernate refused on an idle stream\n");
+        exit(1);
+    }
+    xml_stats(p, &st);
+    printf("idle parser: %zu B trimmed and awake (baseline), %zu B hibernated (x%.2f)\n", trimmed,
+           st.bytes, (double)st.bytes / (double)trimmed);
+
+    /* Wake-up cost: one stanza after hibernating, against one stanza on an awake parser and
+       against a new parser taking a stream header; alternating rounds, best of each. */
+    enum { WAKES = 20000, WROUNDS = 5 };
+    double t_awake = 1e9, t_wake = 1e9, t_new = 1e9;
+    uint64_t wake_allocs = 0, wake_own = 0;
+    for (int r = 0; r < WROUNDS; r++) {
+        double t0 = now();
+        for (int i = 0; i < WAKES; i++)
+            if (xml_feed(p, stanza, sl, NULL) < 0)
+                exit(1);
+        double t = now() - t0;
+        t_awake = t < t_awake ? t : t_awake;
+        xml_stats_t w0, w1;
+        xml_stats(p, &w0);
+        uint64_t a0 = g_allocs;
+        t0 = now();
+        for (int i = 0; i < WAKES; i++) {
+            if (!xml_hibernate(p) || xml_feed(p, stanza, sl, NULL) < 0)
+                exit(1);
+        }
+        t = now() - t0;
+        xml_stats(p, &w1);
+        wake_allocs = g_allocs - a0;
+        wake_own = w1.mallocs - w0.mallocs;
+        if (w1.wakes - w0.wakes != WAKES)
+            exit(1);
+        t_wake = t < t_wake ? t : t_wake;
+        t0 = now();
+        for (int i = 0; i < WAKES / 10; i++) {
+            xml_parser_t *q;
+            if (xml_parser_new(&q, &lim, on_event, &s) < 0 ||
+                xml_feed(q, header, strlen(header), NULL) < 0)
+                exit(1);
+            xml_parser_free(q);
+        }
+        t = (now() - t0) * 10;
+        t_new = t < t_new ? t : t_new;
+    }
+    double us = 1e6 / WAKES;
+    printf("wake-up: stanza on a hibernated parser %.3f us, on an awake one %.3f us: %.3f us per "
+           "wake (%.1f allocations, %llu process-wide in %d); a new parser + header %.3f us\n",
+           t_wake * us, t_awake * us, (t_wake - t_awake) * us, (double)wake_own / WAKES,
+           (unsigned long long)wake_allocs, WAKES, t_new * us);
     xml_parser_free(p);
     buf_free(&s.out);
     free(in.data);
