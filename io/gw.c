@@ -169,6 +169,7 @@ static void refresh_fire(timer_ent_t *t, void *arg)
 {
     gw_worker_t *k = arg;
     gw_worker_refresh(k);
+    gw_route_flush_returns(k);
     timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
 }
 
@@ -217,6 +218,12 @@ void gw_worker_start(worker_t *w)
     if (rc != 0)
         log_error("worker %u: resolver: %s (outgoing streams will fail)", k->idx, fg_strerror(rc));
     k->tls = tls_ctx_ref(gw->tls);
+    k->ret = calloc(gw->nworkers, sizeof(*k->ret));
+    k->nret = calloc(gw->nworkers, sizeof(*k->nret));
+    if (!k->ret || !k->nret) {
+        log_error("worker %u: out of memory", k->idx);
+        abort();
+    }
     worker_set_data(w, k);
     timer_init(&k->refresh, refresh_fire, k);
     timer_arm_at(worker_timers(w), &k->refresh, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
@@ -258,6 +265,9 @@ void gw_worker_stop(worker_t *w)
     if (k->dns)
         dns_destroy(k->dns);
     k->dns = NULL;
+    gw_route_free_pools(k);
+    free(k->ret);
+    free(k->nret);
     xml_parser_free(k->bparser);
     stanza_arena_free(k->barena);
     buf_free(&k->bout);
@@ -281,17 +291,22 @@ void gw_worker_msg(worker_t *w, const xq_msg_t *m)
         /* Stopping: drop what the message owns. */
         if (m->type == GW_MSG_DELIVER)
             free(m->ptr);
+        else if (m->type == GW_MSG_RETURN)
+            for (gw_route_msg_t *p = m->ptr, *n; p; p = n) {
+                n = p->next;
+                free(p);
+            }
         else if (m->type == GW_MSG_TLS)
             tls_ctx_unref(m->ptr);
         return;
     }
     switch (m->type) {
-    case GW_MSG_DELIVER: {
-        gw_route_msg_t *rm = m->ptr;
-        gw_route_local_component(k, rm->from, rm->to, rm->data, rm->len);
-        free(rm);
+    case GW_MSG_DELIVER:
+        gw_route_deliver_msg(k, m->ptr);
         break;
-    }
+    case GW_MSG_RETURN:
+        gw_route_recycle(k, m->ptr);
+        break;
     case GW_MSG_TLS:
         tls_ctx_unref(k->tls);
         k->tls = m->ptr;

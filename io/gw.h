@@ -49,7 +49,7 @@
    domain): the stanza path finds its stream without walking every session. */
 #define GW_ROUTE_BUCKETS 4096
 /* xq message types. */
-enum { GW_MSG_DELIVER = 1, GW_MSG_SHUTDOWN = 2, GW_MSG_TLS = 3 };
+enum { GW_MSG_DELIVER = 1, GW_MSG_SHUTDOWN = 2, GW_MSG_TLS = 3, GW_MSG_RETURN = 4 };
 
 typedef struct gw_sess gw_sess_t;
 typedef struct gw_worker gw_worker_t;
@@ -96,7 +96,7 @@ typedef struct {
     } * snap;
 
     /* Series registered at start. */
-    int m_in, m_out, m_conns, m_refused_unknown, m_refused_limit;
+    int m_in, m_out, m_cross, m_refused_unknown, m_refused_limit;
 } gw_t;
 
 struct gw_worker {
@@ -110,6 +110,12 @@ struct gw_worker {
     timer_ent_t snap_tmr;
     gw_sess_t *sessions; /* every live session of this worker */
     gw_sess_t *route_tab[GW_ROUTE_BUCKETS];
+    /* Cross-worker stanza blocks (gw_route.h): this worker's pool, and per origin worker the
+       blocks waiting to be sent back. */
+    struct gw_route_msg *pool;
+    unsigned npool;
+    struct gw_route_msg **ret;
+    unsigned *nret;
     uint64_t next_id;
     uint8_t plain[16384]; /* TLS plaintext scratch */
     /* Bounces: a private parser turns a serialized stanza back into a tree, stanza_bounce() builds

@@ -66,23 +66,116 @@ void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, 
     gw_sess_drain(c);
 }
 
+static gw_route_msg_t *msg_get(gw_worker_t *k, size_t need)
+{
+    gw_route_msg_t *m = NULL;
+    if (need <= GW_MSG_BLOCK && k->pool) {
+        m = k->pool;
+        k->pool = m->next;
+        k->npool--;
+        return m;
+    }
+    size_t cap = need <= GW_MSG_BLOCK ? GW_MSG_BLOCK : need;
+    m = malloc(sizeof(*m) + cap);
+    if (m) {
+        m->cap = cap;
+        m->origin = k->idx;
+    }
+    return m;
+}
+
+static void msg_put(gw_worker_t *k, gw_route_msg_t *m)
+{
+    if (m->cap == GW_MSG_BLOCK && k->npool < GW_POOL_MAX) {
+        m->next = k->pool;
+        k->pool = m;
+        k->npool++;
+    } else {
+        free(m);
+    }
+}
+
+void gw_route_recycle(gw_worker_t *k, gw_route_msg_t *list)
+{
+    while (list) {
+        gw_route_msg_t *next = list->next;
+        msg_put(k, list);
+        list = next;
+    }
+}
+
+static void return_to(gw_worker_t *k, unsigned origin)
+{
+    if (!k->ret || !k->ret[origin])
+        return;
+    xq_msg_t msg = {.type = GW_MSG_RETURN, .from = k->idx, .ptr = k->ret[origin]};
+    if (worker_post(k->w, k->gw->g, origin, &msg) == 0) {
+        k->ret[origin] = NULL;
+        k->nret[origin] = 0;
+    }
+    /* On a full queue the list stays and goes with the next batch or flush. */
+}
+
+void gw_route_flush_returns(gw_worker_t *k)
+{
+    for (unsigned i = 0; k->ret && i < k->gw->nworkers; i++)
+        return_to(k, i);
+}
+
+void gw_route_free_pools(gw_worker_t *k)
+{
+    gw_route_recycle(k, NULL);
+    while (k->pool) {
+        gw_route_msg_t *m = k->pool;
+        k->pool = m->next;
+        free(m);
+    }
+    k->npool = 0;
+    for (unsigned i = 0; k->ret && i < k->gw->nworkers; i++)
+        while (k->ret[i]) {
+            gw_route_msg_t *m = k->ret[i];
+            k->ret[i] = m->next;
+            free(m);
+        }
+}
+
+void gw_route_deliver_msg(gw_worker_t *k, gw_route_msg_t *m)
+{
+    const char *from = m->buf, *to = m->buf + m->from_len + 1;
+    gw_route_local_component(k, from, to, to + m->to_len + 1, m->len);
+    unsigned o = m->origin;
+    if (o == k->idx || !k->ret || o >= k->gw->nworkers) {
+        msg_put(k, m);
+        return;
+    }
+    m->next = k->ret[o];
+    k->ret[o] = m;
+    if (++k->nret[o] >= GW_RETURN_BATCH)
+        return_to(k, o);
+}
+
 static void post_component(gw_worker_t *k, unsigned owner, const char *from, const char *to,
                            const void *data, size_t len)
 {
-    gw_route_msg_t *m = malloc(sizeof(*m) + len);
+    size_t fl = strlen(from), tl = strlen(to);
+    gw_route_msg_t *m = fl <= JID_MAX && tl <= JID_MAX ? msg_get(k, fl + tl + 2 + len) : NULL;
     if (!m) {
         gw_route_bounce(k, data, len, "resource-constraint");
         return;
     }
-    snprintf(m->from, sizeof(m->from), "%s", from);
-    snprintf(m->to, sizeof(m->to), "%s", to);
+    m->from_len = (uint16_t)fl;
+    m->to_len = (uint16_t)tl;
     m->len = len;
-    memcpy(m->data, data, len);
+    memcpy(m->buf, from, fl + 1);
+    memcpy(m->buf + fl + 1, to, tl + 1);
+    memcpy(m->buf + fl + tl + 2, data, len);
     xq_msg_t msg = {.type = GW_MSG_DELIVER, .from = k->idx, .ptr = m};
     if (worker_post(k->w, k->gw->g, owner, &msg) != 0) {
-        free(m);
+        msg_put(k, m);
         gw_route_bounce(k, data, len, "resource-constraint");
+        return;
     }
+    metrics_add(k->gw->metrics, k->idx, k->gw->m_cross, 1);
 }
 
 static gw_sess_t *find_out(gw_worker_t *k, const char *local, const char *remote);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/jid.h"
 #include "io/gw.h"
@@ -23,10 +24,30 @@ void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, 
                               size_t len);
 /* Bounce a stanza to its sender with a stanza error condition (RFC 6120 §8.3.3). */
 void gw_route_bounce(gw_worker_t *k, const void *data, size_t len, const char *condition);
-/* The message posted between workers by gw_route_stanza: header plus bytes in one block. */
-typedef struct {
-    char from[JID_MAX + 1];
-    char to[JID_MAX + 1];
-    size_t len;
-    unsigned char data[];
-} gw_route_msg_t;
+/* A stanza posted to another worker: one block holding from, to and the bytes. Blocks come from
+   the posting worker's pool and go back to it in batches (GW_MSG_RETURN), so the cross-worker
+   path allocates nothing in steady state. */
+typedef struct gw_route_msg gw_route_msg_t;
+struct gw_route_msg {
+    gw_route_msg_t *next; /* pool or return list */
+    unsigned origin;      /* worker whose pool it belongs to */
+    size_t cap;           /* bytes of buf */
+    size_t len;           /* stanza bytes */
+    uint16_t from_len, to_len;
+    char buf[]; /* from NUL to NUL stanza */
+};
+/* Pool block size (larger stanzas get a block of their own, freed on return). */
+#define GW_MSG_BLOCK 8192
+/* Blocks a worker keeps in its pool. */
+#define GW_POOL_MAX 4096
+/* Blocks a consumer collects before sending them back in one message. */
+#define GW_RETURN_BATCH 32
+
+/* Consumer side: deliver a posted stanza, then queue its block for return to its origin. */
+void gw_route_deliver_msg(gw_worker_t *k, gw_route_msg_t *m);
+/* Origin side: a batch of blocks came back. */
+void gw_route_recycle(gw_worker_t *k, gw_route_msg_t *list);
+/* Send back what is queued for return (from a timer, so stragglers don't wait for a batch). */
+void gw_route_flush_returns(gw_worker_t *k);
+/* Free the pool and the return lists (worker stop). */
+void gw_route_free_pools(gw_worker_t *k);

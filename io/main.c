@@ -381,6 +381,9 @@ int main(int argc, char **argv)
                                 "Stanzas relayed (in: from partners)");
     gw->m_out = metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_stanzas_total",
                                  "dir=\"out\"", "Stanzas relayed (out: to partners)");
+    gw->m_cross =
+        metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_stanzas_cross_worker_total", NULL,
+                         "Stanzas handed to the worker of their component");
     gw->m_refused_unknown =
         metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_streams_refused_total",
                          "reason=\"not-a-partner\"", "Streams refused");

@@ -71,6 +71,9 @@ def main():
                   f"(busy/idle {busy / idle if idle else float('inf'):.1f}x), "
                   f"net {1e6 * (busy - idle) / N:.1f} µs", flush=True)
             dst.inbox.clear()
+        m = gwlab.metrics(gw)
+        cross = [x for x in m.splitlines() if x.startswith("fedgate_stanzas_cross_worker_total ")]
+        print(f"stanzas handed between workers: {cross[0].split()[1] if cross else '?'}", flush=True)
         assert lab.stop_process(proc) == 0
     return 0
 
