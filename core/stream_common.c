@@ -1093,11 +1093,11 @@ void stream_stats(const stream_t *s, stream_stats_t *out)
 
 void stream_trim(stream_t *s)
 {
-    /* After a routed stanza the parser stays paused on it until the next feed; once its action
-       has been taken, nothing refers to that tree, so the pause can end and the parser trim
-       (and, idle for a whole trim period, hibernate). */
-    if (s->stanza_stop && s->ring_count == 0 && !s->restart && !s->wait_event &&
-        s->state == STREAM_S_OPEN)
+    /* The parser stays paused on the last event it stopped at (every routed stanza) until the
+       next feed. On an open stream with every action taken and nothing awaited, nothing refers
+       to that event any more: end the pause so the parser can trim and, idle for a whole trim
+       period, hibernate. */
+    if (s->ring_count == 0 && !s->restart && !s->wait_event && s->state == STREAM_S_OPEN)
         xml_release(s->xml);
     xml_trim(s->xml);
     /* Idle streams keep small buffers only: the next stanza re-grows them once. */

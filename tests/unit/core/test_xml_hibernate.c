@@ -559,6 +559,14 @@ static int stream_run(const char *doc, size_t chunk, bool trim, buf_t *log)
     }
     assert_true(stream_pair_valid(s, "capulet.example", "montague.example"));
     int slept = 0;
+    if (trim) {
+        /* Authenticated and idle before any stanza: hibernated too. */
+        stream_trim(s);
+        stream_trim(s);
+        stream_stats_t st;
+        stream_stats(s, &st);
+        assert_true(st.parser_bytes < 2048);
+    }
     len = strlen(doc);
     for (size_t pos = 0; pos < len;) {
         size_t end = len - pos < chunk ? len : pos + chunk;
