@@ -268,6 +268,10 @@ void gw_worker_stop(worker_t *w)
     gw_route_free_pools(k);
     free(k->ret);
     free(k->nret);
+    xml_parser_free(k->sparser);
+    stanza_arena_free(k->sarena);
+    buf_free(&k->sout);
+    free(k->auth);
     xml_parser_free(k->bparser);
     stanza_arena_free(k->barena);
     buf_free(&k->bout);

@@ -128,6 +128,12 @@ struct gw_worker {
     char bfrom[JID_MAX + 1], bto[JID_MAX + 1];
     int bounce_depth;
     uint64_t log_ns; /* rate limit of log lines peers can trigger */
+    /* PartnerType rules (gw_ptype.h): authorisations, and a parser to drop <status/>. */
+    struct gw_auth *auth;
+    xml_parser_t *sparser;
+    stanza_arena_t *sarena;
+    buf_t sout;
+    bool sdone, sstripped;
 };
 
 /* True when a log line a peer can trigger may be written now (at most one per millisecond per

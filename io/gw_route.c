@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/jid.h"
 #include "core/log.h"
+#include "io/gw_ptype.h"
 #include "io/gw_session.h"
 #include "policy/domain.h"
 
@@ -51,6 +52,18 @@ void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, 
     if (!c) {
         gw_route_bounce(k, data, len, "service-unavailable");
         return;
+    }
+    char fd[DOMAIN_BUF];
+    if (jid_domain_of(from, fd, sizeof(fd)) == 0 && !policy_lookup_hosted(k->pol, fd)) {
+        const policy_partner_t *p = policy_lookup(k->pol, fd);
+        if (!p)
+            p = policy_lookup_default(k->pol);
+        if (p && !gw_ptype_inbound_ok(k, p->rules.type, from, to, gw_ptype_classify(data, len))) {
+            /* PublicUnverified: the local user has not authorised this contact. */
+            count_refused(k, "partner-type");
+            gw_route_bounce(k, data, len, "service-unavailable");
+            return;
+        }
     }
     if (gw_sess_congested(c, len)) {
         count_refused(k, "congested");
@@ -305,6 +318,16 @@ static void route_partner(gw_worker_t *k, const char *fd, const char *td, const 
             return;
         }
         fresh = true;
+    }
+    gw_stanza_kind_t kind = gw_ptype_classify(data, len);
+    gw_ptype_outbound(k, from, to, kind, policy_settings(k->pol)->subscription_refresh_interval);
+    if (kind == GW_ST_PRESENCE_AVAIL) {
+        size_t n;
+        const uint8_t *stripped = gw_ptype_strip_status(k, p->rules.type, data, len, &n);
+        if (stripped) {
+            data = stripped;
+            len = n;
+        }
     }
     if (gw_sess_congested(s, len)) {
         count_refused(k, "congested");

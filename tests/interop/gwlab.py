@@ -47,8 +47,12 @@ class GatewayStore:
     def cli(self, *args, check=True):
         return run([self.admin, "--store", self.dir] + list(args), check=check)
 
-    def partner(self, domain, tls="required", sasl="required", dialback="true", **kw):
-        args = ["partner", "new", domain, "--tls", tls, "--sasl", sasl, "--dialback", dialback]
+    def partner(self, domain, tls="required", sasl="required", dialback="true", type="federated",
+                **kw):
+        """A partner; Federated unless said otherwise, so partner users may write first (the
+        PartnerType rules have their own test)."""
+        args = ["partner", "new", domain, "--tls", tls, "--sasl", sasl, "--dialback", dialback,
+                "--type", type]
         for k, v in kw.items():
             args += ["--" + k.replace("_", "-"), str(v)]
         return self.cli(*args)
