@@ -937,6 +937,25 @@ void gw_sess_close_all(gw_worker_t *k, const char *condition, const char *text)
 void gw_sess_recheck(gw_worker_t *k)
 {
     for (gw_sess_t *s = k->sessions; s; s = s->next) {
+        if (!s->dead && s->kind == STREAM_COMPONENT && s->comp_registered) {
+            /* RFC 6120 §4.9.3.5: the domain was served here and no longer is (removed, disabled,
+               or routed elsewhere now). */
+            const policy_hosted_t *h = policy_lookup_hosted(k->pol, s->remote);
+            if (!h || !h->enabled || h->route != HOSTED_ROUTE_COMPONENT) {
+                log_info("conn %llx component %s: no longer a component route, closing",
+                         (unsigned long long)sess_cid(s), s->remote);
+                stream_close(s->st, "host-gone", NULL);
+                gw_sess_drain(s);
+            }
+            continue;
+        }
+        if (!s->dead && s->kind == STREAM_IN && s->local[0] && !hosted_cb(k, s->local)) {
+            log_info("conn %llx in %s: %s is no longer hosted, closing",
+                     (unsigned long long)sess_cid(s), s->remote, s->local);
+            stream_close(s->st, "host-gone", NULL);
+            gw_sess_drain(s);
+            continue;
+        }
         if (s->dead || s->kind == STREAM_COMPONENT || !s->partner[0])
             continue;
         const char *why = NULL;

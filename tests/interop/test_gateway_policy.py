@@ -85,6 +85,12 @@ def main():
         comp2.wait_message(frm=alice.jid, body="to the new domain", timeout=15)
         assert a.wait_auth("gw2.example", "out", expect="sasl_external") == "sasl_external"
         step("hosted domain added live: its certificate serves SASL EXTERNAL at once")
+        store.cli("domain", "set", "gw2.example", "--enabled", "false")
+        gwlab.wait_log(proc, "component gw2.example: no longer a component route, closing", timeout=2)
+        gwlab.wait_log(proc, "in a.example: gw2.example is no longer hosted, closing", timeout=2)
+        alice.send_message("bob@gw2.example", "to a disabled domain")
+        alice.wait_error(frm="bob@gw2.example", timeout=10)
+        step("hosted domain disabled live: its component closed (host-gone), stanzas refused")
 
         store.cli("access", "set", "user:bob@gw.example", "false")
         alice.send_message("bob@gw.example", "no access")
