@@ -2,7 +2,8 @@
 """Limits and timers from the gateway settings, with a real Prosody partner and fedgate:
 
   * StreamEstablishmentTimeout: a TCP peer that never finishes a stream is disconnected after it (5 s here).
-  * A peer that disconnects mid-stanza and one that stops mid-TLS-handshake leave the gateway
+  * A peer that disconnects mid-stanza and one that stops mid-TLS-handshake (closed by the
+    establishment timer) leave the gateway
     serving.
   * SIGKILL and a restart: the store is intact and the gateway serves again.
   * A resolver that never answers: the component's stanza is bounced to it.
@@ -83,8 +84,12 @@ def main():
                   b"from='a.example' version='1.0'><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         time.sleep(0.2)
         s.sendall(b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03")  # a ClientHello cut short
+        # This one stays connected in the middle of the TLS handshake: the establishment timer
+        # still runs and closes it.
+        took = closed_within(s, 9)
+        assert took is not None and took <= 7.5, f"peer stuck in TLS closed after {took}"
         s.close()
-        step("half-open peers gone")
+        step(f"peer stuck in the TLS handshake disconnected after {took:.1f} s; half-open peers gone")
 
         alice = a.client("alice")
         alice.send_message("bob@gw.example", "in under the limit")
