@@ -67,13 +67,21 @@ typedef struct {
 static int emit(const char *local, const char *remote, const ledger_entry_t *e, void *arg)
 {
     get_out_t *o = arg;
-    char when[40], exp[40];
+    char when[40], msg[40], exp[40];
     const char *state = ledger_answer_name(ledger_judge(e, o->now, o->refresh_s));
-    iso_time(e->invited_at, when, sizeof(when));
+    int64_t last = e->invited_at > e->messaged_at ? e->invited_at : e->messaged_at;
+    if (e->invited_at)
+        iso_time(e->invited_at, when, sizeof(when));
+    else
+        snprintf(when, sizeof(when), "never");
+    if (e->messaged_at)
+        iso_time(e->messaged_at, msg, sizeof(msg));
+    else
+        snprintf(msg, sizeof(msg), "never");
     if (e->answered)
         snprintf(exp, sizeof(exp), "never (answered)");
     else
-        iso_time(e->invited_at + o->refresh_s, exp, sizeof(exp));
+        iso_time(last + o->refresh_s, exp, sizeof(exp));
     if (!o->json) {
         cli_list_t l = {0};
         if (o->n++)
@@ -81,13 +89,14 @@ static int emit(const char *local, const char *remote, const ledger_entry_t *e, 
         cli_list_add(&l, "Local", "%s", local);
         cli_list_add(&l, "Remote", "%s", remote);
         cli_list_add(&l, "InvitedAt", "%s", when);
+        cli_list_add(&l, "MessagedAt", "%s", msg);
         cli_list_add(&l, "Answered", "%s", e->answered ? "True" : "False");
         cli_list_add(&l, "Expires", "%s", exp);
         cli_list_add(&l, "State", "%s", state);
         cli_list_print(&l, stdout);
         return 0;
     }
-    char num[64];
+    char num[160];
     int rc = json_put_raw(&o->b, o->n++ ? ",\n  {\"local\": " : "\n  {\"local\": ");
     if (!rc)
         rc = json_put_string(&o->b, local);
@@ -96,8 +105,8 @@ static int emit(const char *local, const char *remote, const ledger_entry_t *e, 
     if (!rc)
         rc = json_put_string(&o->b, remote);
     snprintf(num, sizeof(num),
-             ", \"invited_at\": %lld, \"answered\": %s, \"state\": ", (long long)e->invited_at,
-             e->answered ? "true" : "false");
+             ", \"invited_at\": %lld, \"messaged_at\": %lld, \"answered\": %s, \"state\": ",
+             (long long)e->invited_at, (long long)e->messaged_at, e->answered ? "true" : "false");
     if (!rc)
         rc = json_put_raw(&o->b, num);
     if (!rc)

@@ -50,8 +50,16 @@ decide_kind_t decide_kind(const stanza_t *st)
 
 bool decide_needs_ledger(decide_dir_t dir, decide_kind_t kind, partner_type_t type)
 {
-    return dir == DECIDE_INBOUND && type == PARTNER_PUBLIC_UNVERIFIED &&
-           (kind == DECIDE_K_MESSAGE || kind == DECIDE_K_SUBSCRIBE || kind == DECIDE_K_SUBSCRIBED);
+    if (type != PARTNER_PUBLIC_UNVERIFIED)
+        return false;
+    if (dir == DECIDE_OUTBOUND)
+        return kind == DECIDE_K_MESSAGE;
+    return kind == DECIDE_K_MESSAGE || kind == DECIDE_K_SUBSCRIBE || kind == DECIDE_K_SUBSCRIBED;
+}
+
+uint32_t decide_ledger_interval(decide_dir_t dir, uint32_t refresh_s)
+{
+    return dir == DECIDE_OUTBOUND ? refresh_s / 2 : refresh_s;
 }
 
 static bool is_presence(decide_kind_t k)
@@ -100,6 +108,15 @@ static decide_t outbound(const decide_in_t *in)
     case DECIDE_K_UNSUBSCRIBED:
         d = pass(DECIDE_REMOVE_INVITE, DECIDE_R_REMOVE_INVITE);
         break;
+    case DECIDE_K_MESSAGE:
+        /* Our user writing first lets the partner user's replies through (a conversation, not an
+           invitation). Recorded only when the ledger does not already cover it, so a chat costs
+           one write per half interval, not one per message. */
+        d = in->type == PARTNER_PUBLIC_UNVERIFIED && in->ledger != LEDGER_VALID &&
+                    in->ledger != LEDGER_CONVERSATION
+                ? pass(DECIDE_RECORD_MESSAGE, DECIDE_R_RECORD_MESSAGE)
+                : pass(DECIDE_PASS, DECIDE_R_PASS);
+        break;
     default:
         d = strip ? pass(DECIDE_PASS_STRIP_STATUS, DECIDE_R_STRIP_STATUS)
                   : pass(DECIDE_PASS, DECIDE_R_PASS);
@@ -125,8 +142,9 @@ static decide_t inbound(const decide_in_t *in)
     bool invited = in->ledger == LEDGER_VALID;
     switch (in->kind) {
     case DECIDE_K_MESSAGE:
-        return invited ? pass(DECIDE_PASS, DECIDE_R_PASS)
-                       : refuse(DECIDE_R_UNVERIFIED_MESSAGE, true, "service-unavailable");
+        return invited || in->ledger == LEDGER_CONVERSATION
+                   ? pass(DECIDE_PASS, DECIDE_R_PASS)
+                   : refuse(DECIDE_R_UNVERIFIED_MESSAGE, true, "service-unavailable");
     case DECIDE_K_SUBSCRIBE:
         /* Dropped without a word: what the gateway answers for a user that does not exist. */
         return invited ? pass(DECIDE_ANSWER_INVITE, DECIDE_R_ANSWER_INVITE)
@@ -153,6 +171,8 @@ int decide_post(ledger_writer_t *w, decide_verdict_t v, const char *local, const
     switch (v) {
     case DECIDE_RECORD_INVITE:
         return ledger_post_invite(w, local, remote, now);
+    case DECIDE_RECORD_MESSAGE:
+        return ledger_post_message(w, local, remote, now);
     case DECIDE_ANSWER_INVITE:
         return ledger_post_answer(w, local, remote, now);
     case DECIDE_REMOVE_INVITE:
@@ -189,17 +209,26 @@ size_t decide_strip_status(stanza_t *p)
 
 const char *decide_verdict_name(decide_verdict_t v)
 {
-    static const char *const names[] = {"pass",          "pass_strip_status", "record_invite",
-                                        "answer_invite", "remove_invite",     "refuse"};
+    static const char *const names[] = {
+        "pass",          "pass_strip_status", "record_invite", "record_message",
+        "answer_invite", "remove_invite",     "refuse",
+    };
     return (unsigned)v < sizeof(names) / sizeof(names[0]) ? names[v] : "?";
 }
 
 const char *decide_reason_name(decide_reason_t r)
 {
     static const char *const names[DECIDE_R_COUNT_] = {
-        "pass",          "strip_status",       "record_invite",
-        "answer_invite", "remove_invite",      "out_no_access",
-        "in_no_access",  "unverified_message", "unverified_subscribe",
+        "pass",
+        "strip_status",
+        "record_invite",
+        "record_message",
+        "answer_invite",
+        "remove_invite",
+        "out_no_access",
+        "in_no_access",
+        "unverified_message",
+        "unverified_subscribe",
     };
     return (unsigned)r < DECIDE_R_COUNT_ ? names[r] : "?";
 }

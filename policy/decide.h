@@ -44,6 +44,7 @@ typedef enum {
     DECIDE_PASS = 0,
     DECIDE_PASS_STRIP_STATUS, /* pass after decide_strip_status() */
     DECIDE_RECORD_INVITE,     /* pass, and ledger_post_invite(local, remote) */
+    DECIDE_RECORD_MESSAGE,    /* pass, and ledger_post_message(local, remote): replies may pass */
     DECIDE_ANSWER_INVITE,     /* pass, and ledger_post_answer(local, remote) */
     DECIDE_REMOVE_INVITE,     /* pass, and ledger_post_remove(local, remote) */
     DECIDE_REFUSE,            /* do not pass: bounce (if .bounce) or drop, and count .reason */
@@ -54,6 +55,7 @@ typedef enum {
     DECIDE_R_PASS = 0,
     DECIDE_R_STRIP_STATUS,         /* outbound presence to PublicVerified/PublicUnverified */
     DECIDE_R_RECORD_INVITE,        /* outbound subscribe/subscribed */
+    DECIDE_R_RECORD_MESSAGE,       /* outbound message opening a PublicUnverified conversation */
     DECIDE_R_ANSWER_INVITE,        /* inbound subscribe/subscribed answering an invitation */
     DECIDE_R_REMOVE_INVITE,        /* unsubscribe/unsubscribed, either direction */
     DECIDE_R_OUT_NO_ACCESS,        /* local sender without EnableXmppAccess */
@@ -82,13 +84,18 @@ typedef struct {
 
 /* Kind of a stanza from its name and type attribute. */
 decide_kind_t decide_kind(const stanza_t *st);
-/* Whether decide() needs the ledger's answer for this stanza (inbound from a PublicUnverified
-   partner: message, subscribe, subscribed). Otherwise skip the lookup. */
+/* Whether decide() needs the ledger's answer for this stanza (PublicUnverified partner: inbound
+   message, subscribe, subscribed; outbound message). Otherwise skip the lookup. */
 bool decide_needs_ledger(decide_dir_t dir, decide_kind_t kind, partner_type_t type);
+/* The interval to pass to ledger_lookup for it: SubscriptionRefreshInterval inbound, half of it
+   outbound, so a conversation still going is recorded again before it would expire (at most one
+   ledger write per pair per half interval). */
+uint32_t decide_ledger_interval(decide_dir_t dir, uint32_t refresh_s);
 decide_t decide(const decide_in_t *in);
 
 /*
- * The ledger side of a verdict: RECORD_INVITE, ANSWER_INVITE and REMOVE_INVITE post the matching
+ * The ledger side of a verdict: RECORD_INVITE, RECORD_MESSAGE, ANSWER_INVITE and REMOVE_INVITE
+ * post the matching
  * operation for (local, remote) (normalised bare JIDs, local = our user whatever the direction);
  * other verdicts post nothing. Never blocks: FG_ELIMIT when the ledger queue is full (bounce the
  * stanza with <resource-constraint/>, type wait). The one function here that is not pure.

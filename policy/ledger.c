@@ -71,11 +71,13 @@ int ledger_key(const char *local, const char *remote, char *key, size_t keylen)
 
 void ledger_value_encode(const ledger_entry_t *e, uint8_t out[LEDGER_VALUE_LEN])
 {
-    uint64_t t = (uint64_t)e->invited_at;
+    uint64_t t = (uint64_t)e->invited_at, m = (uint64_t)e->messaged_at;
     out[0] = LEDGER_VALUE_VERSION;
     out[1] = e->answered ? LEDGER_F_ANSWERED : 0;
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 8; i++) {
         out[2 + i] = (uint8_t)(t >> (8 * i));
+        out[10 + i] = (uint8_t)(m >> (8 * i));
+    }
 }
 
 int ledger_value_decode(const void *v, size_t len, ledger_entry_t *out)
@@ -87,10 +89,13 @@ int ledger_value_decode(const void *v, size_t len, ledger_entry_t *out)
         return FG_EVERSION;
     if (b[0] != LEDGER_VALUE_VERSION || len != LEDGER_VALUE_LEN || (b[1] & ~LEDGER_F_ANSWERED))
         return FG_EPARSE;
-    uint64_t t = 0;
-    for (int i = 7; i >= 0; i--)
+    uint64_t t = 0, m = 0;
+    for (int i = 7; i >= 0; i--) {
         t = t << 8 | b[2 + i];
+        m = m << 8 | b[10 + i];
+    }
     out->invited_at = (int64_t)t;
+    out->messaged_at = (int64_t)m;
     out->answered = b[1] & LEDGER_F_ANSWERED;
     return 0;
 }
@@ -99,8 +104,12 @@ ledger_answer_t ledger_judge(const ledger_entry_t *e, int64_t now, uint32_t refr
 {
     if (e->answered)
         return LEDGER_VALID;
-    /* A clock stepped back leaves invited_at in the future: still valid, not expired. */
-    return now - e->invited_at < (int64_t)refresh_s ? LEDGER_VALID : LEDGER_EXPIRED;
+    /* A clock stepped back leaves a time in the future: still valid, not expired. */
+    if (e->invited_at && now - e->invited_at < (int64_t)refresh_s)
+        return LEDGER_VALID;
+    if (e->messaged_at && now - e->messaged_at < (int64_t)refresh_s)
+        return LEDGER_CONVERSATION;
+    return LEDGER_EXPIRED;
 }
 
 const char *ledger_answer_name(ledger_answer_t a)
@@ -110,6 +119,8 @@ const char *ledger_answer_name(ledger_answer_t a)
         return "valid";
     case LEDGER_EXPIRED:
         return "expired";
+    case LEDGER_CONVERSATION:
+        return "conversation";
     default:
         return "absent";
     }
@@ -282,6 +293,11 @@ static int post(ledger_writer_t *w, ledger_op_kind_t kind, const char *local, co
 int ledger_post_invite(ledger_writer_t *w, const char *local, const char *remote, int64_t now)
 {
     return post(w, LEDGER_OP_INVITE, local, remote, now);
+}
+
+int ledger_post_message(ledger_writer_t *w, const char *local, const char *remote, int64_t now)
+{
+    return post(w, LEDGER_OP_MESSAGE, local, remote, now);
 }
 
 int ledger_post_answer(ledger_writer_t *w, const char *local, const char *remote, int64_t now)

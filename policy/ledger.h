@@ -4,10 +4,15 @@
  * partner's users may subscribe to, and message, a local user only while such an invitation is
  * valid (lync-spec §4.1, docs/partner-types.md).
  *
+ * It also remembers when the local user last wrote to the partner user (an outbound message), so
+ * the partner user's replies pass for the same interval: a conversation our user started, not an
+ * invitation (no subscription is allowed by it).
+ *
  * Storage: the `ledger` database of the policy store (docs/store.md), so every worker and every
  * node reading the store sees the same invitations, and they survive restarts.
  *   key   = local bare JID, NUL, remote bare JID (both normalised by ledger_bare_jid)
- *   value = version byte (1), flags byte (bit 0: answered), invited_at (s, i64 little-endian)
+ *   value = version byte (1), flags byte (bit 0: answered), invited_at, messaged_at (Unix s,
+ *           i64 little-endian each; 0 = never)
  *   key "\0count" = number of entries (u64 LE), "\0batches" = committed batches (u64 LE); both
  *   are written in the same transaction as the entries, so they always agree with them.
  *
@@ -38,20 +43,23 @@
 #define LEDGER_KEY_MAX         (2 * LEDGER_JID_MAX + 1)
 #define LEDGER_QUEUE_DEFAULT   4096
 #define LEDGER_VALUE_VERSION   1
-#define LEDGER_VALUE_LEN       10
+#define LEDGER_VALUE_LEN       18
 #define LEDGER_F_ANSWERED      0x01
 #define LEDGER_HIST_BUCKETS    16 /* batch-size histogram: bucket i counts sizes in [2^i, 2^i+1) */
 #define LEDGER_REFRESH_DEFAULT 28800
 
 typedef enum {
-    LEDGER_ABSENT = 0,  /* no invitation */
-    LEDGER_VALID = 1,   /* answered, or unanswered and younger than the refresh interval */
-    LEDGER_EXPIRED = 2, /* unanswered for longer than SubscriptionRefreshInterval */
+    LEDGER_ABSENT = 0,       /* no invitation */
+    LEDGER_VALID = 1,        /* answered, or unanswered and younger than the refresh interval */
+    LEDGER_EXPIRED = 2,      /* unanswered for longer than SubscriptionRefreshInterval */
+    LEDGER_CONVERSATION = 3, /* no valid invitation, but our user wrote to them within the
+                                interval: their messages pass, a subscription request does not */
 } ledger_answer_t;
 
 typedef struct {
-    int64_t invited_at; /* Unix seconds of the latest invitation */
-    bool answered;      /* the partner user answered (subscribe/subscribed back): no expiry */
+    int64_t invited_at;  /* Unix seconds of the latest invitation; 0 = never invited */
+    int64_t messaged_at; /* Unix seconds of the local user's latest message to them; 0 = never */
+    bool answered;       /* the partner user answered (subscribe/subscribed back): no expiry */
 } ledger_entry_t;
 
 /* ---- keys and values (pure) ---- */
@@ -73,9 +81,10 @@ int ledger_key(const char *local, const char *remote, char *key, size_t keylen);
 void ledger_value_encode(const ledger_entry_t *e, uint8_t out[LEDGER_VALUE_LEN]);
 /* 0, FG_EPARSE (wrong length, unknown flag), FG_EVERSION (newer writer). */
 int ledger_value_decode(const void *v, size_t len, ledger_entry_t *out);
-/* The rule: answered entries never expire; others are valid while now < invited_at + refresh_s. */
+/* The rule: answered entries never expire; an invitation is valid while now < invited_at +
+   refresh_s; failing that, a message is a conversation while now < messaged_at + refresh_s. */
 ledger_answer_t ledger_judge(const ledger_entry_t *e, int64_t now, uint32_t refresh_s);
-const char *ledger_answer_name(ledger_answer_t a); /* "valid", "expired", "absent" */
+const char *ledger_answer_name(ledger_answer_t a); /* "valid", "conversation", "expired", ... */
 
 /* ---- the writer (one per process) ---- */
 
@@ -112,10 +121,12 @@ void ledger_writer_stop(ledger_writer_t *w);
  * FG_ESTALE (writer stopping).
  */
 int ledger_post_invite(ledger_writer_t *w, const char *local, const char *remote, int64_t now);
+/* The local user wrote to the partner user (creates the entry if needed; no invitation). */
+int ledger_post_message(ledger_writer_t *w, const char *local, const char *remote, int64_t now);
 /* The partner user answered a still-valid invitation: the entry stops expiring. */
 int ledger_post_answer(ledger_writer_t *w, const char *local, const char *remote, int64_t now);
 int ledger_post_remove(ledger_writer_t *w, const char *local, const char *remote);
-/* Delete unanswered entries invited before `cutoff` (now - SubscriptionRefreshInterval); call it
+/* Delete unanswered entries invited and messaged before `cutoff` (now - interval); call it
    from a timer now and then, so the database does not grow with dead invitations. */
 int ledger_post_purge(ledger_writer_t *w, int64_t cutoff);
 /* Waits until every operation posted before the call is committed (tests, shutdown, tools; never

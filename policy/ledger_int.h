@@ -15,6 +15,7 @@ typedef enum {
     LEDGER_OP_ANSWER = 2,
     LEDGER_OP_REMOVE = 3,
     LEDGER_OP_PURGE = 4,
+    LEDGER_OP_MESSAGE = 5,
 } ledger_op_kind_t;
 
 /* One queued operation; fixed size so the queue is one array with no allocation per post. */

@@ -103,7 +103,7 @@ static int purge(MDB_txn *t, MDB_dbi dbi, int64_t cutoff, uint64_t *count)
         ledger_entry_t en;
         if (k.mv_size && ((const char *)k.mv_data)[0] != '\0' &&
             ledger_value_decode(v.mv_data, v.mv_size, &en) == 0 && !en.answered &&
-            en.invited_at < cutoff) {
+            en.invited_at < cutoff && en.messaged_at < cutoff) {
             rc = mdb_cursor_del(c, 0);
             if (rc)
                 break;
@@ -137,6 +137,9 @@ static int apply_one(MDB_txn *t, MDB_dbi dbi, const ledger_op_t *op, uint64_t *c
     switch (op->kind) {
     case LEDGER_OP_INVITE:
         en.invited_at = op->t; /* a repeated invitation restarts the interval */
+        break;
+    case LEDGER_OP_MESSAGE:
+        en.messaged_at = op->t;
         break;
     case LEDGER_OP_ANSWER:
         if (!exists || en.answered)

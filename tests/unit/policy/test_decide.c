@@ -48,6 +48,12 @@ static void test_inbound_subscribe(void **state)
         run(DECIDE_INBOUND, DECIDE_K_SUBSCRIBE, PARTNER_PUBLIC_UNVERIFIED, true, LEDGER_VALID);
     assert_int_equal(d.verdict, DECIDE_ANSWER_INVITE);
     assert_int_equal(d.reason, DECIDE_R_ANSWER_INVITE);
+    /* A conversation is not an invitation: no subscription from it. */
+    d = run(DECIDE_INBOUND, DECIDE_K_SUBSCRIBE, PARTNER_PUBLIC_UNVERIFIED, true,
+            LEDGER_CONVERSATION);
+    assert_int_equal(d.reason, DECIDE_R_UNVERIFIED_SUBSCRIBE);
+    assert_int_equal(decide_ledger_interval(DECIDE_INBOUND, 600), 600);
+    assert_int_equal(decide_ledger_interval(DECIDE_OUTBOUND, 600), 300);
     for (int l = 0; l < 3; l += 2) {
         d = run(DECIDE_INBOUND, DECIDE_K_SUBSCRIBE, PARTNER_PUBLIC_UNVERIFIED, true, all_ledger[l]);
         assert_int_equal(d.verdict, DECIDE_REFUSE);
@@ -74,6 +80,9 @@ static void test_inbound_message(void **state)
         }
     decide_t d =
         run(DECIDE_INBOUND, DECIDE_K_MESSAGE, PARTNER_PUBLIC_UNVERIFIED, true, LEDGER_VALID);
+    assert_int_equal(d.verdict, DECIDE_PASS);
+    /* Replies to a conversation our user started pass too. */
+    d = run(DECIDE_INBOUND, DECIDE_K_MESSAGE, PARTNER_PUBLIC_UNVERIFIED, true, LEDGER_CONVERSATION);
     assert_int_equal(d.verdict, DECIDE_PASS);
     for (int l = 0; l < 3; l += 2) {
         d = run(DECIDE_INBOUND, DECIDE_K_MESSAGE, PARTNER_PUBLIC_UNVERIFIED, true, all_ledger[l]);
@@ -119,15 +128,27 @@ static void test_outbound_always(void **state)
 {
     (void)state;
     for (int t = 0; t < 3; t++) {
+        /* A message to a PublicUnverified user opens a conversation unless one is recorded. */
+        bool pu = all_types[t] == PARTNER_PUBLIC_UNVERIFIED;
         assert_int_equal(run(DECIDE_OUTBOUND, DECIDE_K_MESSAGE, all_types[t], true, 0).verdict,
-                         DECIDE_PASS);
+                         pu ? DECIDE_RECORD_MESSAGE : DECIDE_PASS);
+        assert_int_equal(
+            run(DECIDE_OUTBOUND, DECIDE_K_MESSAGE, all_types[t], true, LEDGER_EXPIRED).verdict,
+            pu ? DECIDE_RECORD_MESSAGE : DECIDE_PASS);
+        assert_int_equal(
+            run(DECIDE_OUTBOUND, DECIDE_K_MESSAGE, all_types[t], true, LEDGER_VALID).verdict,
+            DECIDE_PASS);
+        assert_int_equal(
+            run(DECIDE_OUTBOUND, DECIDE_K_MESSAGE, all_types[t], true, LEDGER_CONVERSATION).verdict,
+            DECIDE_PASS);
+        assert_int_equal(decide_needs_ledger(DECIDE_OUTBOUND, DECIDE_K_MESSAGE, all_types[t]), pu);
         assert_int_equal(run(DECIDE_OUTBOUND, DECIDE_K_IQ, all_types[t], true, 0).verdict,
                          DECIDE_PASS);
         assert_int_equal(run(DECIDE_OUTBOUND, DECIDE_K_SUBSCRIBE, all_types[t], true, 0).verdict,
                          DECIDE_RECORD_INVITE);
         assert_int_equal(run(DECIDE_OUTBOUND, DECIDE_K_SUBSCRIBED, all_types[t], true, 0).verdict,
                          DECIDE_RECORD_INVITE);
-        assert_false(decide_needs_ledger(DECIDE_OUTBOUND, DECIDE_K_MESSAGE, all_types[t]));
+        assert_false(decide_needs_ledger(DECIDE_OUTBOUND, DECIDE_K_SUBSCRIBE, all_types[t]));
     }
 }
 
@@ -404,6 +425,8 @@ static void test_names(void **state)
             assert_string_not_equal(decide_reason_name(i), decide_reason_name(j));
     assert_string_equal(decide_reason_name(DECIDE_R_UNVERIFIED_MESSAGE), "unverified_message");
     assert_string_equal(decide_verdict_name(DECIDE_REFUSE), "refuse");
+    assert_string_equal(decide_verdict_name(DECIDE_RECORD_MESSAGE), "record_message");
+    assert_string_equal(decide_reason_name(DECIDE_R_UNVERIFIED_SUBSCRIBE), "unverified_subscribe");
     assert_string_equal(decide_kind_name(DECIDE_K_SUBSCRIBE), "subscribe");
 }
 

@@ -83,11 +83,12 @@ static void test_keys_values(void **state)
     assert_memory_equal(key, "a@x\0b@y", 7);
     assert_int_equal(ledger_key("", "b@y", key, sizeof(key)), FG_ELIMIT);
 
-    ledger_entry_t e = {.invited_at = 1700000000, .answered = true}, d;
+    ledger_entry_t e = {.invited_at = 1700000000, .messaged_at = 1700000123, .answered = true}, d;
     uint8_t v[LEDGER_VALUE_LEN];
     ledger_value_encode(&e, v);
     assert_int_equal(ledger_value_decode(v, sizeof(v), &d), 0);
     assert_int_equal(d.invited_at, e.invited_at);
+    assert_int_equal(d.messaged_at, e.messaged_at);
     assert_true(d.answered);
     assert_int_equal(ledger_value_decode(v, sizeof(v) - 1, &d), FG_EPARSE);
     v[1] = 0x80;
@@ -96,6 +97,13 @@ static void test_keys_values(void **state)
     assert_int_equal(ledger_value_decode(v, sizeof(v), &d), FG_EVERSION);
     assert_int_equal(ledger_value_decode(v, 0, &d), FG_EPARSE);
 
+    ledger_entry_t c = {.invited_at = 0, .messaged_at = 1000};
+    assert_int_equal(ledger_judge(&c, 1059, 60), LEDGER_CONVERSATION);
+    assert_int_equal(ledger_judge(&c, 1060, 60), LEDGER_EXPIRED);
+    c.invited_at = 900; /* an expired invitation does not hide a fresh conversation */
+    assert_int_equal(ledger_judge(&c, 1030, 60), LEDGER_CONVERSATION);
+    c.invited_at = 1020;
+    assert_int_equal(ledger_judge(&c, 1030, 60), LEDGER_VALID);
     ledger_entry_t u = {.invited_at = 1000, .answered = false};
     assert_int_equal(ledger_judge(&u, 1000, 60), LEDGER_VALID);
     assert_int_equal(ledger_judge(&u, 1059, 60), LEDGER_VALID);
@@ -148,18 +156,21 @@ static void test_invite_expire_answer(void **state)
 
     /* Purge: unanswered and older than the cutoff only. */
     assert_int_equal(ledger_post_invite(w, C, A, 100), 0);
+    assert_int_equal(ledger_post_invite(w, C, B, 100), 0);
+    assert_int_equal(ledger_post_message(w, C, B, 1600), 0); /* fresh conversation: kept */
     assert_int_equal(ledger_post_purge(w, 1500), 0);
     assert_int_equal(ledger_writer_flush(w), 0);
     assert_int_equal(ledger_lookup(r, C, A, 100, 60), LEDGER_ABSENT);
+    assert_int_equal(ledger_lookup(r, C, B, 1601, 60), LEDGER_CONVERSATION);
     assert_int_equal(ledger_lookup(r, A, B, 2000, 60), LEDGER_VALID);
     assert_int_equal(ledger_lookup(r, A, C, 2000, 60), LEDGER_VALID);
     assert_int_equal(ledger_counts(fx->dir, &n, &batches), 0);
-    assert_int_equal(n, 2);
+    assert_int_equal(n, 3);
 
     ledger_writer_stats_t st;
     ledger_writer_stats(w, &st);
-    assert_int_equal(st.posted, 7);
-    assert_int_equal(st.committed, 7);
+    assert_int_equal(st.posted, 9);
+    assert_int_equal(st.committed, 9);
     assert_int_equal(st.failed, 0);
     ledger_reader_close(r);
     ledger_writer_stop(w);
@@ -192,10 +203,15 @@ static void test_remove_both_directions(void **state)
             assert_int_equal(ledger_writer_flush(w), 0);
             assert_int_equal(ledger_lookup(r, A, B, 13, 60), LEDGER_ABSENT);
         }
-    /* A message posts nothing. */
+    /* A message from our user opens a conversation (replies pass, subscriptions do not); an
+       unsubscribed removes it too. */
     glue(w, DECIDE_OUTBOUND, DECIDE_K_MESSAGE, A, B, 10);
     assert_int_equal(ledger_writer_flush(w), 0);
-    assert_int_equal(ledger_lookup(r, A, B, 11, 60), LEDGER_ABSENT);
+    assert_int_equal(ledger_lookup(r, A, B, 11, 60), LEDGER_CONVERSATION);
+    assert_int_equal(ledger_lookup(r, A, B, 70, 60), LEDGER_EXPIRED);
+    glue(w, DECIDE_INBOUND, DECIDE_K_UNSUBSCRIBED, A, B, 12);
+    assert_int_equal(ledger_writer_flush(w), 0);
+    assert_int_equal(ledger_lookup(r, A, B, 13, 60), LEDGER_ABSENT);
     ledger_reader_close(r);
     ledger_writer_stop(w);
 }
