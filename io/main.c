@@ -54,9 +54,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: fedgate --store DIR [--workers N] [--log-level error|warn|info|debug]\n"
                "               [--listen-s2s ADDR:PORT] [--listen-s2s-tls ADDR:PORT]\n"
                "               [--listen-component ADDR:PORT] [--listen-metrics ADDR:PORT]\n"
-               "               [--resolver ADDR:PORT]\n"
+               "               [--resolver ADDR:PORT] [--spin-us N]\n"
                "Listeners and the resolver come from the store's gateway settings; the options\n"
-               "override them for development (\"\" turns a listener off).\n");
+               "override them for development (\"\" turns a listener off). --spin-us: how long an\n"
+               "idle worker polls before it sleeps (0: never; default: the io layer's).\n");
 }
 
 static void collect_gw(void *arg, buf_t *out)
@@ -251,7 +252,8 @@ int main(int argc, char **argv)
     unsigned nworkers = 0;
     int rc = 1;
     store_t *store = NULL;
-    enum { O_S2S = 256, O_TLS, O_COMP, O_METRICS, O_RES };
+    enum { O_S2S = 256, O_TLS, O_COMP, O_METRICS, O_RES, O_SPIN };
+    long spin_us = -1;
     static const struct option opts[] = {{"store", required_argument, NULL, 's'},
                                          {"workers", required_argument, NULL, 'w'},
                                          {"log-level", required_argument, NULL, 'l'},
@@ -260,6 +262,7 @@ int main(int argc, char **argv)
                                          {"listen-component", required_argument, NULL, O_COMP},
                                          {"listen-metrics", required_argument, NULL, O_METRICS},
                                          {"resolver", required_argument, NULL, O_RES},
+                                         {"spin-us", required_argument, NULL, O_SPIN},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     int c;
@@ -304,6 +307,16 @@ int main(int argc, char **argv)
         case O_RES:
             o_res = optarg;
             break;
+        case O_SPIN: {
+            char *end;
+            spin_us = strtol(optarg, &end, 10);
+            if (*end || spin_us < 0 || spin_us > 100000) {
+                fprintf(stderr, "fedgate: --spin-us: \"%s\" is not a number from 0 to 100000\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        }
         case 'h':
             usage(stdout);
             return 0;
@@ -404,6 +417,8 @@ int main(int argc, char **argv)
                           .on_msg = gw_worker_msg,
                           .on_notify = gw_worker_notify,
                           .arg = gw};
+    if (spin_us >= 0)
+        wc.spin_us = spin_us == 0 ? WGROUP_NO_SPIN : (unsigned)spin_us;
     int wrc = wgroup_create(&gw->g, &wc);
     if (wrc != 0) {
         fprintf(stderr, "fedgate: cannot create the workers: %s\n", fg_strerror(wrc));

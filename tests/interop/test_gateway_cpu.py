@@ -39,42 +39,48 @@ def main():
         lab.start()
         store = gwlab.GatewayStore(lab, gw, admin)
         store.partner("a.example")
-        proc = lab.process("fedgate", [fg, "--store", store.dir, "--workers", "2",
-                                       "--log-level", "warn", "--listen-s2s-tls", ""],
-                           ready_ports=[gw.s2s_port, gw.component_port])
-        comp = lab.component(gw.domain, gwlab.COMPONENT_SECRET, gw.component_port)
         alice = a.client("alice")
-        alice.send_message("bob@gw.example", "warm")
-        comp.wait_message(frm=alice.jid, body="warm")
-        comp.send_message(alice.jid, "warm", mfrom="bob@gw.example")
-        alice.wait_message(frm="bob@gw.example", body="warm")
-
-        for direction, src, dst, kw in (("out", comp, alice, {"mfrom": "bob@gw.example"}),
-                                        ("in", alice, comp, {})):
-            to = alice.jid if direction == "out" else "bob@gw.example"
-            frm = "bob@gw.example" if direction == "out" else alice.jid
-            c0, t0 = cpu_seconds(proc.pid), time.monotonic()
-            body = "x" * 300
-            for i in range(N):
-                src.send_message(to, f"{i} {body}", **kw)
-            dst.wait_message(frm=frm, body=f"{N - 1} {body}", timeout=120)
-            c1, t1 = cpu_seconds(proc.pid), time.monotonic()
-            # Baseline in the same run: the gateway's CPU while idle for as long.
-            time.sleep(0.2)
-            b0 = cpu_seconds(proc.pid)
-            time.sleep(t1 - t0)
-            idle = cpu_seconds(proc.pid) - b0
-            busy = c1 - c0
-            print(f"{direction}: {N} stanzas in {t1 - t0:.2f} s = {N / (t1 - t0):.0f}/s, "
-                  f"gateway CPU {1e6 * busy / N:.1f} µs per stanza; idle baseline over the same "
-                  f"time {1e6 * idle / N:.1f} µs per stanza-slot "
-                  f"(busy/idle {busy / idle if idle else float('inf'):.1f}x), "
-                  f"net {1e6 * (busy - idle) / N:.1f} µs", flush=True)
-            dst.inbox.clear()
-        m = gwlab.metrics(gw)
-        cross = [x for x in m.splitlines() if x.startswith("fedgate_stanzas_cross_worker_total ")]
-        print(f"stanzas handed between workers: {cross[0].split()[1] if cross else '?'}", flush=True)
-        assert lab.stop_process(proc) == 0
+        # Once with the io layer's default (idle workers poll 50 µs before sleeping, which at
+        # these rates is paid per stanza), once with polling off: the gateway's own work.
+        for spin in (None, 0):
+            extra = [] if spin is None else ["--spin-us", str(spin)]
+            proc = lab.process("fedgate", [fg, "--store", store.dir, "--workers", "2",
+                                           "--log-level", "warn", "--listen-s2s-tls", ""] + extra,
+                               ready_ports=[gw.s2s_port, gw.component_port])
+            comp = lab.component(gw.domain, gwlab.COMPONENT_SECRET, gw.component_port)
+            alice.send_message("bob@gw.example", "warm")
+            comp.wait_message(frm=alice.jid, body="warm")
+            comp.send_message(alice.jid, "warm", mfrom="bob@gw.example")
+            alice.wait_message(frm="bob@gw.example", body="warm")
+            label = "default polling" if spin is None else "--spin-us 0"
+            for direction, src, dst, kw in (("out", comp, alice, {"mfrom": "bob@gw.example"}),
+                                            ("in", alice, comp, {})):
+                to = alice.jid if direction == "out" else "bob@gw.example"
+                frm = "bob@gw.example" if direction == "out" else alice.jid
+                c0, t0 = cpu_seconds(proc.pid), time.monotonic()
+                body = "x" * 300
+                for i in range(N):
+                    src.send_message(to, f"{i} {body}", **kw)
+                dst.wait_message(frm=frm, body=f"{N - 1} {body}", timeout=120)
+                c1, t1 = cpu_seconds(proc.pid), time.monotonic()
+                # Baseline in the same run: the gateway's CPU while idle for as long.
+                time.sleep(0.2)
+                b0 = cpu_seconds(proc.pid)
+                time.sleep(t1 - t0)
+                idle = cpu_seconds(proc.pid) - b0
+                busy = c1 - c0
+                print(f"{label}, {direction}: {N} stanzas in {t1 - t0:.2f} s = "
+                      f"{N / (t1 - t0):.0f}/s, gateway CPU {1e6 * busy / N:.1f} µs per stanza; "
+                      f"idle baseline over the same time {1e6 * idle / N:.1f} µs per stanza-slot, "
+                      f"net {1e6 * (busy - idle) / N:.1f} µs", flush=True)
+                dst.inbox.clear()
+            m = gwlab.metrics(gw)
+            cross = [x for x in m.splitlines()
+                     if x.startswith("fedgate_stanzas_cross_worker_total ")]
+            print(f"{label}: stanzas handed between workers: "
+                  f"{cross[0].split()[1] if cross else '?'}", flush=True)
+            comp.disconnect()
+            assert lab.stop_process(proc) == 0
     return 0
 
 
