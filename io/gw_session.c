@@ -674,6 +674,10 @@ static void pump_tls(gw_sess_t *s)
             snprintf(why, sizeof(why), "%s", tls_verify_label(peer->verify));
         log_debug("conn %llx %s %s: %s up, peer certificate: %s", (unsigned long long)sess_cid(s),
                   kind_name(s), s->remote, tls_conn_version(s->tls), why);
+        char labels[64];
+        snprintf(labels, sizeof(labels), "dir=\"%s\",result=\"%s\"", kind_name(s),
+                 tls_verify_label(peer->verify));
+        gw_count(k, "fedgate_peer_certificates_total", labels, 1);
         stream_tls_up(s->st, names, n, peer->verify == TLS_VERIFY_OK, gw_now_ms());
         gw_sess_drain(s);
         if (s->dead)

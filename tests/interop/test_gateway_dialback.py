@@ -115,6 +115,7 @@ def main():
 
         m = gwlab.metrics(gw)
         assert 'fedgate_streams_refused_total{reason="not-a-partner"}' in m, m
+        assert 'fedgate_peer_certificates_total{dir="in",result="untrusted"}' in m, m
         assert ('fedgate_partner_last_failure_timestamp_seconds{partner="e.example",'
                 'reason="policy-violation"}') in m, m
         assert lab.stop_process(proc) == 0, "fedgate did not exit cleanly on SIGTERM"
