@@ -204,6 +204,9 @@ static void sess_free(gw_sess_t *s)
     route_remove(s);
     if (s->m_open >= 0)
         metrics_add(k->gw->metrics, k->idx, s->m_open, -1);
+    for (gw_sess_t *o = s->is_retry ? k->sessions : NULL; o; o = o->next)
+        if (o->retry == s)
+            o->retry = NULL;
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -505,6 +508,68 @@ static void on_close_action(gw_sess_t *s, const stream_action_t *a)
     }
 }
 
+static void try_next(gw_sess_t *s);
+
+/*
+ * RFC 6120 §3.2.1: when a stream to one SRV target fails before it authenticated, the next target
+ * is tried. The engine of the failed stream hands its queue out as bounces; they are moved to a
+ * new stream for the same pair that continues with the remaining endpoints.
+ */
+static gw_sess_t *retry_target(gw_sess_t *s)
+{
+    gw_worker_t *k = s->k;
+    if (s->retry)
+        return s->retry->dead ? NULL : s->retry;
+    if (s->kind != STREAM_OUT || s->verify_only || !s->opened || s->auth != STREAM_AUTH_NONE ||
+        s->local_close || !s->plan || s->next_ep >= s->plan->n ||
+        atomic_load(&k->gw->shutting_down))
+        return NULL;
+    const policy_hosted_t *ih = gw_internal_server(k, s->remote);
+    const policy_partner_t *p = ih ? NULL : partner_for(k, s->remote);
+    if (!ih && !p)
+        return NULL;
+    stream_config_t cfg;
+    stream_config_default(&cfg);
+    cfg.kind = STREAM_OUT;
+    cfg.local = s->local;
+    cfg.remote = s->remote;
+    if (ih)
+        gw_internal_rules(&cfg.rules);
+    else
+        cfg.rules = p->rules;
+    gw_sess_t *n;
+    if (gw_sess_new(k, &cfg, &n) != 0)
+        return NULL;
+    n->plan = malloc(sizeof(*n->plan));
+    if (!n->plan) {
+        stream_close(n->st, NULL, NULL);
+        gw_sess_drain(n);
+        return NULL;
+    }
+    *n->plan = *s->plan;
+    n->next_ep = s->next_ep;
+    /* The connection slot moves with the queue. */
+    n->counted = s->counted;
+    s->counted = false;
+    snprintf(n->partner, sizeof(n->partner), "%s", s->partner);
+    s->retry = n;
+    n->is_retry = true;
+    gw_sess_route_add(n);
+    log_info("out %s -> %s: stream failed before authentication, trying the next endpoint",
+             s->local, s->remote);
+    try_next(n);
+    return n->dead ? NULL : n;
+}
+
+static void bounce_or_retry(gw_sess_t *s, const stream_action_t *a)
+{
+    const char *cond = a->condition ? a->condition : "remote-server-timeout";
+    gw_sess_t *n = retry_target(s);
+    if (n && a->from && a->to && stream_send(n->st, a->from, a->to, a->data, a->len) == 0)
+        return;
+    gw_route_bounce(s->k, a->data, a->len, cond);
+}
+
 void gw_sess_drain(gw_sess_t *s)
 {
     stream_action_t a;
@@ -535,8 +600,7 @@ void gw_sess_drain(gw_sess_t *s)
             break;
         case STREAM_ACT_BOUNCE:
             if (a.data)
-                gw_route_bounce(s->k, a.data, a.len,
-                                a.condition ? a.condition : "remote-server-timeout");
+                bounce_or_retry(s, &a);
             break;
         case STREAM_ACT_AUTHENTICATED:
             on_authenticated(s, &a);
@@ -933,6 +997,7 @@ void gw_sess_close_all(gw_worker_t *k, const char *condition, const char *text)
         for (gw_sess_t *s = k->sessions; s; s = s->next) {
             if (s->dead || (pass == 0) != (s->kind == STREAM_OUT))
                 continue;
+            s->local_close = true;
             stream_close(s->st, condition, text);
             gw_sess_drain(s);
         }
@@ -956,6 +1021,7 @@ void gw_sess_recheck(gw_worker_t *k)
         if (!s->dead && s->kind == STREAM_IN && s->local[0] && !hosted_cb(k, s->local)) {
             log_info("conn %llx in %s: %s is no longer hosted, closing",
                      (unsigned long long)sess_cid(s), s->remote, s->local);
+            s->local_close = true;
             stream_close(s->st, "host-gone", NULL);
             gw_sess_drain(s);
             continue;
@@ -977,6 +1043,7 @@ void gw_sess_recheck(gw_worker_t *k)
         if (why) {
             log_info("conn %llx %s %s: %s, closing", (unsigned long long)sess_cid(s), kind_name(s),
                      s->remote, why);
+            s->local_close = true;
             stream_close(s->st, "policy-violation", why);
             gw_sess_drain(s);
         }

@@ -55,6 +55,9 @@ struct gw_sess {
     size_t next_ep;
     uint64_t dns_id;
     bool dns_pending;
+    bool local_close; /* we closed it (shutdown, policy): its queue must not move on */
+    gw_sess_t *retry; /* OUT: the stream to the next endpoint that took over its queue */
+    bool is_retry;    /* some failed stream's retry points here */
     /* Verify streams: the IN session asking and what it asked. */
     uint64_t verify_for;
     bool verify_pending;
