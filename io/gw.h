@@ -76,7 +76,8 @@ typedef struct {
     _Atomic unsigned ncomp;
 
     _Atomic int shutting_down;
-    _Atomic uint32_t nconns; /* partner streams, both directions */
+    _Atomic bool have_internal; /* some hosted domain routes to an internal server (s2s) */
+    _Atomic uint32_t nconns;    /* partner streams, both directions */
     _Atomic uint32_t partner_conns[GW_PARTNER_BUCKETS];
 
     /* Last failure per partner (rare events: a mutex is fine; never on the stanza path). */

@@ -56,7 +56,8 @@ static bool hosted_cb(void *ctx, const char *domain)
         return h->enabled;
     /* Toward the internal servers of s2s routes the gateway stands in for the partners: their
        streams to a partner domain (split DNS) end here, and so do their db:verify checks. */
-    return policy_lookup(k->pol, d) != NULL;
+    return atomic_load_explicit(&k->gw->have_internal, memory_order_relaxed) &&
+           policy_lookup(k->pol, d) != NULL;
 }
 
 void gw_internal_rules(peer_rules_t *r)

@@ -34,11 +34,14 @@ typedef struct {
     tls_cred_config_t creds[MAX_CREDS];
     hosted_t *hosted; /* copies the creds point into */
     size_t n;
+    size_t ninternal; /* enabled hosted domains with route s2s */
 } creds_t;
 
 static int add_cred(const hosted_t *h, void *arg)
 {
     creds_t *c = arg;
+    if (h->enabled && h->route == HOSTED_ROUTE_S2S)
+        c->ninternal++;
     if (!h->enabled || !h->cert_path[0] || !h->key_path[0] || c->n == MAX_CREDS)
         return 0;
     c->hosted[c->n] = *h;
@@ -103,7 +106,8 @@ static uint64_t sig_add(uint64_t h, const char *s)
  * the trust anchors. *sig summarises those inputs (names and paths) so that the control thread
  * rebuilds only when they, or the files behind them, changed.
  */
-static int tls_build(const char *store_dir, tls_ctx_t **out, uint64_t *sig, size_t *ncreds)
+static int tls_build(const char *store_dir, tls_ctx_t **out, uint64_t *sig, size_t *ncreds,
+                     size_t *ninternal)
 {
     int rc;
     store_t *store = NULL;
@@ -124,6 +128,7 @@ static int tls_build(const char *store_dir, tls_ctx_t **out, uint64_t *sig, size
         goto out;
     uint64_t h = 14695981039346656037ull;
     h = sig_add(h, st->trust_anchors);
+    h = sig_add(h, cr->ninternal ? "internal" : "");
     for (size_t i = 0; i < cr->n; i++) {
         h = sig_add(h, cr->creds[i].domain);
         h = sig_add(h, cr->creds[i].cert_file);
@@ -136,6 +141,7 @@ static int tls_build(const char *store_dir, tls_ctx_t **out, uint64_t *sig, size
     if (rc == 0) {
         *sig = h;
         *ncreds = cr->n;
+        *ninternal = cr->ninternal;
     }
 out:
     if (store)
@@ -153,15 +159,15 @@ static void tls_maybe_reload(gw_t *gw)
 {
     tls_ctx_t *nctx = NULL;
     uint64_t sig = 0;
-    size_t n = 0;
+    size_t n = 0, ni = 0;
     if (!tls_ctx_files_changed(gw->tls)) {
         /* Cheap check first: the store's list of hosted domains and paths. */
-        if (tls_build(gw->store, &nctx, &sig, &n) != 0 || sig == gw->tls_sig) {
+        if (tls_build(gw->store, &nctx, &sig, &n, &ni) != 0 || sig == gw->tls_sig) {
             if (nctx)
                 tls_ctx_unref(nctx);
             return;
         }
-    } else if (tls_build(gw->store, &nctx, &sig, &n) != 0) {
+    } else if (tls_build(gw->store, &nctx, &sig, &n, &ni) != 0) {
         log_warn("fedgate: certificates changed but cannot be loaded; keeping the old ones");
         return;
     }
@@ -173,6 +179,7 @@ static void tls_maybe_reload(gw_t *gw)
     tls_ctx_unref(gw->tls);
     gw->tls = nctx;
     gw->tls_sig = sig;
+    atomic_store(&gw->have_internal, ni > 0);
     log_info("fedgate: certificates reloaded (%zu hosted domains)", n);
 }
 
@@ -381,8 +388,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "fedgate: TLS initialisation failed\n");
         goto out;
     }
-    size_t ncreds = 0;
-    int trc = tls_build(gw->store, &gw->tls, &gw->tls_sig, &ncreds);
+    size_t ncreds = 0, ninternal = 0;
+    int trc = tls_build(gw->store, &gw->tls, &gw->tls_sig, &ncreds, &ninternal);
+    atomic_store(&gw->have_internal, ninternal > 0);
     if (trc != 0) {
         fprintf(stderr, "fedgate: cannot load certificates or trust anchors: %s\n",
                 fg_strerror(trc));

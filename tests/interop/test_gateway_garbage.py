@@ -77,6 +77,19 @@ def main():
         ]
         for i in range(40):
             cases.append(os.urandom(rnd.randint(1, 3000)))
+        # No hosted domain routes to an internal server: a stream to a partner domain is refused.
+        s = socket.create_connection(("127.0.0.1", gw.s2s_port), timeout=5)
+        s.sendall(S2S.replace(b"to='gw.example'", b"to='a.example'"))
+        got = b""
+        while b"</stream:stream>" not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        s.close()
+        assert b"host-unknown" in got, got
+        step("a stream addressed to a partner domain is refused with host-unknown")
+
         for c in cases:
             poke(gw.s2s_port, c)
             poke(gw.direct_tls_port, c)
