@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
+#include "io/gw_ptype.h"
 #include "io/gw_route.h"
 #include "io/gw_session.h"
 
@@ -170,6 +171,7 @@ static void refresh_fire(timer_ent_t *t, void *arg)
     gw_worker_t *k = arg;
     gw_worker_refresh(k);
     gw_route_flush_returns(k);
+    gw_ptype_tick(k);
     timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
 }
 
@@ -224,6 +226,10 @@ void gw_worker_start(worker_t *w)
         log_error("worker %u: out of memory", k->idx);
         abort();
     }
+    rc = gw_ptype_worker_open(k);
+    if (rc != 0)
+        log_error("worker %u: cannot read the ledger: %s (PublicUnverified contacts are refused)",
+                  k->idx, fg_strerror(rc));
     worker_set_data(w, k);
     timer_init(&k->refresh, refresh_fire, k);
     timer_arm_at(worker_timers(w), &k->refresh, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
@@ -268,10 +274,7 @@ void gw_worker_stop(worker_t *w)
     gw_route_free_pools(k);
     free(k->ret);
     free(k->nret);
-    xml_parser_free(k->sparser);
-    stanza_arena_free(k->sarena);
-    buf_free(&k->sout);
-    free(k->auth);
+    gw_ptype_worker_close(k);
     xml_parser_free(k->bparser);
     stanza_arena_free(k->barena);
     buf_free(&k->bout);

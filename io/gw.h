@@ -26,6 +26,8 @@
 #include "io/metrics.h"
 #include "io/timer.h"
 #include "io/worker.h"
+#include "policy/decide.h"
+#include "policy/ledger.h"
 #include "policy/lookup.h"
 #include "policy/settings.h"
 #include "tls/tls_ctx.h"
@@ -96,6 +98,8 @@ typedef struct {
         buf_t text;
     } * snap;
 
+    ledger_writer_t *ledger; /* the process's ledger writer (gw_ptype.h), owned by main */
+
     /* Series registered at start. */
     int m_in, m_out, m_cross, m_refused_unknown, m_refused_limit;
 } gw_t;
@@ -129,12 +133,15 @@ struct gw_worker {
     char bfrom[JID_MAX + 1], bto[JID_MAX + 1];
     int bounce_depth;
     uint64_t log_ns; /* rate limit of log lines peers can trigger */
-    /* PartnerType rules (gw_ptype.h): authorisations, and a parser to drop <status/>. */
-    struct gw_auth *auth;
+    /* Partner-type and access rules (gw_ptype.h): this worker's ledger reader, one counter per
+       rule, and a parser for the stanzas whose tree is needed (<status/>, audit line). */
+    ledger_reader_t *ledger;
+    int m_decide[DECIDE_R_COUNT_];
+    uint64_t next_purge_ms;
     xml_parser_t *sparser;
     stanza_arena_t *sarena;
+    stanza_t *stree;
     buf_t sout;
-    bool sdone, sstripped;
 };
 
 /* True when a log line a peer can trigger may be written now (at most one per millisecond per

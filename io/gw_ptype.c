@@ -1,154 +1,169 @@
 #include "io/gw_ptype.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "core/jid.h"
+#include "core/err.h"
+#include "core/log.h"
 #include "core/stanza.h"
 #include "core/xml.h"
 #include "io/gw.h"
+#include "io/gw_route.h"
 
-struct gw_auth {
-    uint64_t key;
-    uint64_t expiry_ms;
-};
-
-/* The start tag ends at the first '>': the serializer escapes '>' inside attribute values. */
-static const char *find_attr(const char *p, const char *end, const char *needle, size_t *vlen)
+int gw_ptype_start(const char *store_dir, ledger_writer_t **out)
 {
-    size_t n = strlen(needle);
-    for (; p + n < end; p++)
-        if (memcmp(p, needle, n) == 0) {
-            const char *v = p + n, *q = memchr(v, p[n - 1], (size_t)(end - v));
-            if (!q)
-                return NULL;
-            *vlen = (size_t)(q - v);
-            return v;
-        }
+    return ledger_writer_start(store_dir, NULL, out);
+}
+
+void gw_ptype_stop(ledger_writer_t *w)
+{
+    ledger_writer_stop(w);
+}
+
+int gw_ptype_worker_open(gw_worker_t *k)
+{
+    for (int r = 0; r < DECIDE_R_COUNT_; r++) {
+        char labels[64];
+        snprintf(labels, sizeof(labels), "rule=\"%s\"", decide_reason_name((decide_reason_t)r));
+        k->m_decide[r] =
+            metrics_register(k->gw->metrics, METRIC_COUNTER, "fedgate_policy_decisions_total",
+                             labels, "Stanzas judged by each partner-type or access rule");
+    }
+    k->next_purge_ms = gw_now_ms() + GW_PTYPE_PURGE_MS;
+    return ledger_reader_open(k->gw->store, &k->ledger);
+}
+
+void gw_ptype_worker_close(gw_worker_t *k)
+{
+    ledger_reader_close(k->ledger);
+    k->ledger = NULL;
+    xml_parser_free(k->sparser);
+    k->sparser = NULL;
+    stanza_arena_free(k->sarena);
+    k->sarena = NULL;
+    buf_free(&k->sout);
+}
+
+void gw_ptype_tick(gw_worker_t *k)
+{
+    uint64_t now_ms = gw_now_ms();
+    if (k->idx != 0 || !k->gw->ledger || now_ms < k->next_purge_ms)
+        return;
+    k->next_purge_ms = now_ms + GW_PTYPE_PURGE_MS;
+    uint32_t iv = policy_settings(k->pol)->subscription_refresh_interval;
+    if (!iv)
+        iv = LEDGER_REFRESH_DEFAULT;
+    /* A full queue only delays the purge to the next tick. */
+    (void)ledger_post_purge(k->gw->ledger, (int64_t)time(NULL) - iv);
+}
+
+/* ---- kind from the start tag ---- */
+
+/* Value of attribute `name` in the start tag [p, end): the serializer escapes '>' in values, so
+   the tag ends at the first '>'. */
+static const char *tag_attr(const char *p, const char *end, const char *name, size_t *vlen)
+{
+    size_t n = strlen(name);
+    for (; p + n + 2 < end; p++) {
+        if ((*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') || memcmp(p + 1, name, n) != 0 ||
+            p[n + 1] != '=' || (p[n + 2] != '\'' && p[n + 2] != '"'))
+            continue;
+        const char *v = p + n + 3, *q = memchr(v, p[n + 2], (size_t)(end - v));
+        if (!q)
+            return NULL;
+        *vlen = (size_t)(q - v);
+        return v;
+    }
     return NULL;
 }
 
-gw_stanza_kind_t gw_ptype_classify(const void *data, size_t len)
+static bool is(const char *v, size_t n, const char *s)
+{
+    return v && n == strlen(s) && memcmp(v, s, n) == 0;
+}
+
+static bool tag_is(const char *s, size_t len, const char *name)
+{
+    size_t n = strlen(name);
+    return len > n + 1 && s[0] == '<' && memcmp(s + 1, name, n) == 0 &&
+           (s[n + 1] == ' ' || s[n + 1] == '>' || s[n + 1] == '/' || s[n + 1] == '\t' ||
+            s[n + 1] == '\n' || s[n + 1] == '\r');
+}
+
+decide_kind_t gw_ptype_kind(const void *data, size_t len)
 {
     const char *s = data, *end;
-    if (len < 4 || s[0] != '<')
-        return GW_ST_OTHER;
-    end = memchr(s, '>', len);
-    if (!end)
-        return GW_ST_OTHER;
+    if (!s || len < 4 || s[0] != '<' || !(end = memchr(s, '>', len)))
+        return DECIDE_K_OTHER;
     size_t tl = 0;
-    const char *t = find_attr(s, end, " type='", &tl);
-    if (!t)
-        t = find_attr(s, end, " type=\"", &tl);
-    if (len > 8 && memcmp(s, "<message", 8) == 0 && (s[8] == ' ' || s[8] == '>' || s[8] == '/'))
-        return t && tl == 5 && memcmp(t, "error", 5) == 0 ? GW_ST_OTHER : GW_ST_MESSAGE;
-    if (len > 9 && memcmp(s, "<presence", 9) == 0 && (s[9] == ' ' || s[9] == '>' || s[9] == '/')) {
-        if (!t)
-            return GW_ST_PRESENCE_AVAIL;
-        if (tl == 9 && memcmp(t, "subscribe", 9) == 0)
-            return GW_ST_SUBSCRIBE;
-        if (tl == 10 && memcmp(t, "subscribed", 10) == 0)
-            return GW_ST_SUBSCRIBED;
+    const char *t = tag_attr(s, end, "type", &tl);
+    if (tag_is(s, len, "message"))
+        return is(t, tl, "error") ? DECIDE_K_MESSAGE_ERROR : DECIDE_K_MESSAGE;
+    if (tag_is(s, len, "iq")) {
+        if (is(t, tl, "get") || is(t, tl, "set"))
+            return DECIDE_K_IQ;
+        if (is(t, tl, "result") || is(t, tl, "error"))
+            return DECIDE_K_IQ_REPLY;
+        return DECIDE_K_OTHER;
     }
-    return GW_ST_OTHER;
+    if (!tag_is(s, len, "presence"))
+        return DECIDE_K_OTHER;
+    if (!t || is(t, tl, "unavailable"))
+        return DECIDE_K_PRESENCE;
+    static const struct {
+        const char *type;
+        decide_kind_t kind;
+    } map[] = {{"probe", DECIDE_K_PROBE},
+               {"subscribe", DECIDE_K_SUBSCRIBE},
+               {"subscribed", DECIDE_K_SUBSCRIBED},
+               {"unsubscribe", DECIDE_K_UNSUBSCRIBE},
+               {"unsubscribed", DECIDE_K_UNSUBSCRIBED},
+               {"error", DECIDE_K_PRESENCE_ERROR}};
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (is(t, tl, map[i].type))
+            return map[i].kind;
+    return DECIDE_K_OTHER;
 }
 
-static uint64_t fnv_bare(uint64_t h, const char *jid)
-{
-    jid_t j;
-    if (jid_parse_str(jid, &j) != 0)
-        return h;
-    const char *parts[2] = {j.local, j.domain};
-    size_t lens[2] = {j.local ? j.local_len : 0, jid_domain_len_noroot(j.domain, j.domain_len)};
-    for (int i = 0; i < 2; i++) {
-        for (size_t n = 0; n < lens[i]; n++) {
-            uint8_t c = (uint8_t)parts[i][n];
-            if (c >= 'A' && c <= 'Z')
-                c = (uint8_t)(c + 32);
-            h = (h ^ c) * 1099511628211ull;
-        }
-        h = (h ^ '@') * 1099511628211ull;
-    }
-    return h;
-}
+/* ---- the stanza as a tree (only for status stripping and the audit line) ---- */
 
-static uint64_t pair_key(const char *local, const char *remote)
-{
-    uint64_t h = fnv_bare(14695981039346656037ull, local);
-    h = (h ^ '|') * 1099511628211ull;
-    h = fnv_bare(h, remote);
-    return h ? h : 1; /* 0 marks an empty slot */
-}
-
-static struct gw_auth *auth_table(gw_worker_t *k)
-{
-    if (!k->auth)
-        k->auth = calloc(GW_AUTH_SLOTS, sizeof(*k->auth));
-    return k->auth;
-}
-
-void gw_ptype_outbound(gw_worker_t *k, const char *from, const char *to, gw_stanza_kind_t kind,
-                       uint32_t refresh_s)
-{
-    if (kind != GW_ST_MESSAGE && kind != GW_ST_SUBSCRIBE && kind != GW_ST_SUBSCRIBED)
-        return;
-    struct gw_auth *t = auth_table(k);
-    if (!t)
-        return;
-    uint64_t key = pair_key(from, to);
-    struct gw_auth *e = &t[key % GW_AUTH_SLOTS];
-    e->key = key;
-    e->expiry_ms = gw_now_ms() + (uint64_t)(refresh_s ? refresh_s : 28800) * 1000u;
-}
-
-bool gw_ptype_inbound_ok(gw_worker_t *k, partner_type_t type, const char *from, const char *to,
-                         gw_stanza_kind_t kind)
-{
-    if (type != PARTNER_PUBLIC_UNVERIFIED)
-        return true;
-    if (kind != GW_ST_MESSAGE && kind != GW_ST_SUBSCRIBE)
-        return true; /* answers (subscribed, errors, results) and availability flow */
-    struct gw_auth *t = auth_table(k);
-    if (!t)
-        return false;
-    uint64_t key = pair_key(to, from);
-    const struct gw_auth *e = &t[key % GW_AUTH_SLOTS];
-    return e->key == key && e->expiry_ms > gw_now_ms();
-}
-
-/* ---- <status/> removal ---- */
-
-static int strip_handler(void *ctx, const xml_event_t *ev)
+static int tree_handler(void *ctx, const xml_event_t *ev)
 {
     gw_worker_t *k = ctx;
-    if (ev->type != XML_EV_STANZA || k->sdone)
+    if (ev->type != XML_EV_STANZA || k->stree)
         return XML_CB_CONTINUE;
-    k->sdone = true;
     stanza_arena_reset(k->sarena);
-    stanza_t *e = stanza_clone(k->sarena, ev->el);
-    if (!e)
-        return XML_CB_STOP;
-    stanza_t *prev = NULL;
-    for (stanza_t *c = e->first; c;) {
-        stanza_t *next = c->next;
-        if (c->name && strcmp(c->name, "status") == 0) {
-            if (prev)
-                prev->next = next;
-            else
-                e->first = next;
-            if (e->last == c)
-                e->last = prev;
-            k->sstripped = true;
-        } else {
-            prev = c;
-        }
-        c = next;
-    }
-    buf_reset(&k->sout);
-    if (k->sstripped && stanza_write(&k->sout, e, &stanza_scope_s2s) != 0)
-        buf_reset(&k->sout);
+    k->stree = stanza_clone(k->sarena, ev->el);
     return XML_CB_STOP;
+}
+
+static const char tree_open[] = "<stream:stream xmlns='jabber:server' "
+                                "xmlns:stream='http://etherx.jabber.org/streams'>";
+
+/* The stanza's tree in the worker's arena (valid until the next call), or NULL. */
+static stanza_t *tree_of(gw_worker_t *k, const void *data, size_t len)
+{
+    if (!k->sparser) {
+        stream_limits_t l;
+        stream_limits_default(&l);
+        l.max_stanza_bytes_preauth = 1 << 20;
+        l.max_buffered_bytes = (1 << 20) + 4096;
+        if (xml_parser_new(&k->sparser, &l, tree_handler, k) != 0)
+            return NULL;
+        if (stanza_arena_new(&k->sarena, 4 << 20) != 0) {
+            xml_parser_free(k->sparser);
+            k->sparser = NULL;
+            return NULL;
+        }
+        buf_init(&k->sout, 1 << 20);
+    }
+    xml_reset(k->sparser);
+    k->stree = NULL;
+    if (xml_feed(k->sparser, tree_open, sizeof(tree_open) - 1, NULL) != 0 ||
+        xml_feed(k->sparser, data, len, NULL) != 0)
+        return NULL;
+    return k->stree;
 }
 
 static bool contains(const void *data, size_t len, const char *needle)
@@ -163,29 +178,67 @@ static bool contains(const void *data, size_t len, const char *needle)
     return false;
 }
 
-static const char strip_open[] = "<stream:stream xmlns='jabber:server' "
-                                 "xmlns:stream='http://etherx.jabber.org/streams'>";
+/* ---- the check ---- */
 
-const uint8_t *gw_ptype_strip_status(gw_worker_t *k, partner_type_t type, const void *data,
-                                     size_t len, size_t *out_len)
+bool gw_ptype_check(gw_worker_t *k, decide_dir_t dir, partner_type_t type, const char *from,
+                    const char *to, const void **data, size_t *len)
 {
-    if (type == PARTNER_FEDERATED || !contains(data, len, "<status"))
-        return NULL;
-    if (!k->sparser) {
-        stream_limits_t l;
-        stream_limits_default(&l);
-        l.max_stanza_bytes_preauth = 1 << 20;
-        l.max_buffered_bytes = (1 << 20) + 4096;
-        if (xml_parser_new(&k->sparser, &l, strip_handler, k) != 0 ||
-            stanza_arena_new(&k->sarena, 4 << 20) != 0)
-            return NULL;
-        buf_init(&k->sout, 1 << 20);
+    char local[LEDGER_JID_MAX + 1], remote[LEDGER_JID_MAX + 1];
+    const char *la = dir == DECIDE_INBOUND ? to : from, *ra = dir == DECIDE_INBOUND ? from : to;
+    if (ledger_bare_jid_trusted(la, local, sizeof(local)) < 0 ||
+        ledger_bare_jid_trusted(ra, remote, sizeof(remote)) < 0)
+        return true; /* a bare domain on one side (server iq, dialback): no user rule */
+    const settings_t *set = policy_settings(k->pol);
+    uint32_t iv = set->subscription_refresh_interval ? set->subscription_refresh_interval
+                                                     : LEDGER_REFRESH_DEFAULT;
+    decide_in_t in = {dir, gw_ptype_kind(*data, *len), type, policy_access(k->pol, local),
+                      LEDGER_ABSENT};
+    int64_t now = 0;
+    if (decide_needs_ledger(in.dir, in.kind, in.type) && k->ledger) {
+        now = (int64_t)time(NULL);
+        in.ledger =
+            ledger_lookup(k->ledger, local, remote, now, decide_ledger_interval(in.dir, iv));
     }
-    xml_reset(k->sparser);
-    k->sdone = k->sstripped = false;
-    if (xml_feed(k->sparser, strip_open, sizeof(strip_open) - 1, NULL) != 0 ||
-        xml_feed(k->sparser, data, len, NULL) != 0 || !k->sstripped || k->sout.len == 0)
-        return NULL;
-    *out_len = k->sout.len;
-    return k->sout.data;
+    decide_t d = decide(&in);
+    if (k->m_decide[d.reason] >= 0)
+        metrics_add(k->gw->metrics, k->idx, k->m_decide[d.reason], 1);
+    if (d.verdict == DECIDE_REFUSE) {
+        if (gw_log_ok(k))
+            log_info("policy %s %s -> %s: %s refused (%s)", dir == DECIDE_INBOUND ? "in" : "out",
+                     from, to, decide_kind_name(in.kind), decide_reason_name(d.reason));
+        if (d.bounce)
+            gw_route_bounce(k, *data, *len, d.condition);
+        return false;
+    }
+    if (d.verdict != DECIDE_PASS && d.verdict != DECIDE_PASS_STRIP_STATUS) {
+        int rc = k->gw->ledger ? decide_post(k->gw->ledger, d.verdict, local, remote,
+                                             now ? now : (int64_t)time(NULL))
+                               : FG_ESTALE;
+        if (rc == FG_ELIMIT || rc == FG_ESTALE) {
+            /* Never pass an invitation the ledger did not record. */
+            gw_route_bounce(k, *data, *len, "resource-constraint");
+            return false;
+        }
+    }
+    bool strip = d.strip_status && contains(*data, *len, "<status");
+    bool audit = (in.kind == DECIDE_K_MESSAGE || in.kind == DECIDE_K_MESSAGE_ERROR) &&
+                 log_get_level() >= LOG_LVL_INFO;
+    if (!strip && !audit)
+        return true;
+    stanza_t *st = tree_of(k, *data, *len);
+    if (!st)
+        return true; /* the stream engine parsed it already: cannot happen but for memory */
+    if (audit) {
+        char line[1024];
+        decide_audit_line(line, sizeof(line), dir, st, set->log_message_bodies);
+        log_info("%s", line);
+    }
+    if (strip && decide_strip_status(st) > 0) {
+        buf_reset(&k->sout);
+        if (stanza_write(&k->sout, st, &stanza_scope_s2s) == 0) {
+            *data = k->sout.data;
+            *len = k->sout.len;
+        }
+    }
+    return true;
 }

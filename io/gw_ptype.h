@@ -1,18 +1,20 @@
 /*
- * gw_ptype: the PartnerType rules of lync-spec §4.1 at stanza level.
+ * gw_ptype: the daemon's adapter to the partner-type and access rules (lync-spec §4,
+ * docs/partner-types.md). The rules themselves are policy/decide (pure decisions) and
+ * policy/ledger (the invitations, in the store): this module only feeds them what the routing
+ * code knows about a stanza crossing the gateway and carries out the verdict — bounce or drop a
+ * refused stanza, post the ledger operation, strip <status/>, write the audit line, count the
+ * rule on /metrics.
  *
- *  - Inbound from a PublicUnverified partner: a message or a subscription request reaches a local
- *    user only when that user authorised the sender first — sent it a message, a subscription
- *    request or a pre-approval — within SubscriptionRefreshInterval (DESIGN.md §6). Otherwise it
- *    is refused with <service-unavailable/>, the answer a non-existent user gets (RFC 6120 §13.11).
- *  - Outbound presence to PublicVerified and PublicUnverified partners loses its <status/>
- *    ("notes are never visible").
- *  - Federated partners: everything flows.
+ * One ledger writer per process (gw_t.ledger, gw_ptype_start/stop from main), one ledger reader
+ * per worker (gw_ptype_worker_open/close from the worker hooks). A lookup renews the reader's
+ * read transaction and resets it before returning, so no snapshot is held across a wait of the
+ * ring. The invitations are in the store: every worker and every node sees the same ones and they
+ * survive restarts.
  *
- * The authorisations live in a per-worker table: a component's outbound stanzas and the inbound
- * ones for its domain are both handled on the component's worker. The table is direct-mapped
- * (GW_AUTH_SLOTS entries of a 64-bit hash of "local|remote" and an expiry): a collision can only
- * forget an authorisation early, never grant one. Nothing is allocated after creation.
+ * Ownership: the writer belongs to gw_t, the reader, the private parser and its arena and buffer
+ * to the worker. Stanza bytes handed to gw_ptype_check are borrowed; the replacement bytes it may
+ * return live in the worker's buffer until its next call.
  */
 #pragma once
 
@@ -21,29 +23,36 @@
 #include <stdint.h>
 
 #include "core/peer.h"
-
-#define GW_AUTH_SLOTS 65536
+#include "policy/decide.h"
 
 typedef struct gw_worker gw_worker_t;
 
-typedef enum {
-    GW_ST_OTHER = 0,      /* iq, presence other than the kinds below, anything else */
-    GW_ST_MESSAGE,        /* message, not type='error' */
-    GW_ST_SUBSCRIBE,      /* presence type='subscribe' */
-    GW_ST_SUBSCRIBED,     /* presence type='subscribed' (approval or pre-approval) */
-    GW_ST_PRESENCE_AVAIL, /* presence without a type (availability, may carry <status/>) */
-} gw_stanza_kind_t;
+/* How often worker 0 asks the writer to purge dead invitations (ms). */
+#define GW_PTYPE_PURGE_MS 60000
 
-/* Kind of a serialized stanza, from its start tag only. */
-gw_stanza_kind_t gw_ptype_classify(const void *data, size_t len);
+/* Starts the process's ledger writer on the store dir (into *out). 0 or the ledger's error. */
+int gw_ptype_start(const char *store_dir, ledger_writer_t **out);
+/* Commits what is queued and stops the writer (NULL: no-op). */
+void gw_ptype_stop(ledger_writer_t *w);
 
-/* A local user sent something to a partner JID: remember that it authorised the partner. */
-void gw_ptype_outbound(gw_worker_t *k, const char *from, const char *to, gw_stanza_kind_t kind,
-                       uint32_t refresh_s);
-/* May this inbound stanza from a partner of `type` reach the local user? */
-bool gw_ptype_inbound_ok(gw_worker_t *k, partner_type_t type, const char *from, const char *to,
-                         gw_stanza_kind_t kind);
-/* Outbound presence for a partner of `type`: the bytes to send instead (without <status/>), in
-   k's scratch buffer (valid until the next call), or NULL to send the stanza unchanged. */
-const uint8_t *gw_ptype_strip_status(gw_worker_t *k, partner_type_t type, const void *data,
-                                     size_t len, size_t *out_len);
+/* Per worker: the ledger reader and the per-rule counters. 0 or the ledger's error. */
+int gw_ptype_worker_open(gw_worker_t *k);
+void gw_ptype_worker_close(gw_worker_t *k);
+/* From a worker's periodic timer: worker 0 posts a purge of expired invitations now and then. */
+void gw_ptype_tick(gw_worker_t *k);
+
+/* Kind of a serialized stanza from its start tag (the same kinds as decide_kind on a tree). */
+decide_kind_t gw_ptype_kind(const void *data, size_t len);
+
+/*
+ * A stanza crossing the gateway: dir INBOUND (from a partner user to a local user) or OUTBOUND;
+ * `type` is the partner's PartnerType (of the remote domain). Decides with policy/decide, then:
+ *   - refused: bounced (gw_route_bounce with the rule's condition) or dropped, counted; false;
+ *   - ledger operation that cannot be queued: bounced <resource-constraint/>; false;
+ *   - passed: true, with *data and *len replaced by the bytes without <status/> when the rule
+ * strips them (borrowed from the worker until its next call). Messages get their audit line (bodies
+ * only with EnableLoggingAllMessageBodies). Stanzas with a bare domain on either side are outside
+ * the user rules: true, unchanged.
+ */
+bool gw_ptype_check(gw_worker_t *k, decide_dir_t dir, partner_type_t type, const char *from,
+                    const char *to, const void **data, size_t *len);

@@ -53,18 +53,6 @@ void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, 
         gw_route_bounce(k, data, len, "service-unavailable");
         return;
     }
-    char fd[DOMAIN_BUF];
-    if (jid_domain_of(from, fd, sizeof(fd)) == 0 && !policy_lookup_hosted(k->pol, fd)) {
-        const policy_partner_t *p = policy_lookup(k->pol, fd);
-        if (!p)
-            p = policy_lookup_default(k->pol);
-        if (p && !gw_ptype_inbound_ok(k, p->rules.type, from, to, gw_ptype_classify(data, len))) {
-            /* PublicUnverified: the local user has not authorised this contact. */
-            count_refused(k, "partner-type");
-            gw_route_bounce(k, data, len, "service-unavailable");
-            return;
-        }
-    }
     if (gw_sess_congested(c, len)) {
         count_refused(k, "congested");
         gw_route_bounce(k, data, len, "resource-constraint");
@@ -307,6 +295,10 @@ static void route_partner(gw_worker_t *k, const char *fd, const char *td, const 
         gw_route_bounce(k, data, len, "policy-violation");
         return;
     }
+    /* Partner type and access (policy/decide): refused stanzas never open a stream. */
+    if (k->bounce_depth == 0 &&
+        !gw_ptype_check(k, DECIDE_OUTBOUND, p->rules.type, from, to, &data, &len))
+        return;
     if (!s && atomic_load(&k->gw->shutting_down)) {
         gw_route_bounce(k, data, len, "remote-server-timeout");
         return;
@@ -318,16 +310,6 @@ static void route_partner(gw_worker_t *k, const char *fd, const char *td, const 
             return;
         }
         fresh = true;
-    }
-    gw_stanza_kind_t kind = gw_ptype_classify(data, len);
-    gw_ptype_outbound(k, from, to, kind, policy_settings(k->pol)->subscription_refresh_interval);
-    if (kind == GW_ST_PRESENCE_AVAIL) {
-        size_t n;
-        const uint8_t *stripped = gw_ptype_strip_status(k, p->rules.type, data, len, &n);
-        if (stripped) {
-            data = stripped;
-            len = n;
-        }
     }
     if (gw_sess_congested(s, len)) {
         count_refused(k, "congested");
@@ -345,26 +327,6 @@ static void route_partner(gw_worker_t *k, const char *fd, const char *td, const 
         gw_sess_drain(s);
 }
 
-/* EnableXmppAccess of the local party (lync-spec §4.2): its bare JID, localpart lower-cased as
-   the access keys are, or its domain for a domain JID. */
-static bool access_ok(gw_worker_t *k, const char *jid, const char *domain)
-{
-    jid_t j;
-    char bare[JID_PART_MAX + DOMAIN_BUF + 2];
-    if (jid_parse_str(jid, &j) != 0)
-        return false;
-    if (!j.local)
-        return policy_access(k->pol, domain);
-    if (j.local_len > JID_PART_MAX)
-        return false;
-    for (size_t i = 0; i < j.local_len; i++) {
-        char c = j.local[i];
-        bare[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-    snprintf(bare + j.local_len, sizeof(bare) - j.local_len, "@%s", domain);
-    return policy_access(k->pol, bare);
-}
-
 void gw_route_stanza(gw_worker_t *k, const char *from, const char *to, const void *data, size_t len)
 {
     char fd[DOMAIN_BUF], td[DOMAIN_BUF];
@@ -379,11 +341,15 @@ void gw_route_stanza(gw_worker_t *k, const char *from, const char *to, const voi
             gw_route_bounce(k, data, len, "service-unavailable");
             return;
         }
-        /* Errors (bounces) always reach their addressee; access gates conversations. */
-        if (!hf && k->bounce_depth == 0 && !access_ok(k, to, td)) {
-            count_refused(k, "access");
-            gw_route_bounce(k, data, len, "service-unavailable");
-            return;
+        /* Partner type and access (policy/decide); the gateway's own bounces always reach
+           their addressee. */
+        if (!hf && k->bounce_depth == 0) {
+            const policy_partner_t *p = policy_lookup(k->pol, fd);
+            if (!p)
+                p = policy_lookup_default(k->pol);
+            if (!gw_ptype_check(k, DECIDE_INBOUND, p ? p->rules.type : PARTNER_PUBLIC_UNVERIFIED,
+                                from, to, &data, &len))
+                return;
         }
         route_hosted(k, h, from, to, data, len);
         return;
@@ -391,11 +357,6 @@ void gw_route_stanza(gw_worker_t *k, const char *from, const char *to, const voi
     if (!hf) {
         /* Never relay between two foreign domains (RFC 6120 §10.4 security warning). */
         count_refused(k, "relay");
-        return;
-    }
-    if (k->bounce_depth == 0 && !access_ok(k, from, fd)) {
-        count_refused(k, "access");
-        gw_route_bounce(k, data, len, "forbidden");
         return;
     }
     route_partner(k, fd, td, from, to, data, len);
@@ -408,7 +369,7 @@ static const char *error_type(const char *condition)
     if (strcmp(condition, "remote-server-timeout") == 0 ||
         strcmp(condition, "resource-constraint") == 0)
         return "wait";
-    if (strcmp(condition, "not-allowed") == 0 || strcmp(condition, "forbidden") == 0)
+    if (strcmp(condition, "forbidden") == 0)
         return "auth";
     return "cancel";
 }

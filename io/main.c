@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "io/gw.h"
+#include "io/gw_ptype.h"
 #include "io/gw_session.h"
 #include "io/listen.h"
 #include "io/mhttp.h"
@@ -442,6 +443,12 @@ int main(int argc, char **argv)
         open_listener(gw, "components", o_comp ? o_comp : st->listen_component, &gw_comp_ops) ||
         open_listener(gw, "metrics", o_metrics ? o_metrics : st->listen_metrics, NULL))
         goto out;
+    /* The invitation ledger's writer (group commit), before any worker posts to it. */
+    wrc = gw_ptype_start(gw->store, &gw->ledger);
+    if (wrc != 0) {
+        fprintf(stderr, "fedgate: cannot open the ledger in %s: %s\n", store_dir, fg_strerror(wrc));
+        goto out;
+    }
     wrc = wgroup_start(gw->g);
     if (wrc != 0) {
         fprintf(stderr, "fedgate: cannot start the workers: %s\n", fg_strerror(wrc));
@@ -480,6 +487,7 @@ out:
         store_close(store);
     if (gw->g)
         wgroup_destroy(gw->g);
+    gw_ptype_stop(gw->ledger); /* after the workers: commits what they queued */
     if (gw->metrics)
         metrics_destroy(gw->metrics);
     if (gw->snap) {

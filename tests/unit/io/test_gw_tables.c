@@ -10,7 +10,6 @@
 
 #include "core/err.h"
 #include "io/gw.h"
-#include "io/gw_ptype.h"
 
 static gw_t *new_gw(void)
 {
@@ -104,63 +103,12 @@ static void test_failures(void **state)
     free_gw(gw);
 }
 
-static gw_stanza_kind_t kind_of(const char *s)
-{
-    return gw_ptype_classify(s, strlen(s));
-}
-
-static void test_classify(void **state)
-{
-    (void)state;
-    assert_int_equal(kind_of("<message to='a@b' type='chat'><body>x</body></message>"),
-                     GW_ST_MESSAGE);
-    assert_int_equal(kind_of("<message to='a@b'/>"), GW_ST_MESSAGE);
-    assert_int_equal(kind_of("<message to='a@b' type='error'/>"), GW_ST_OTHER);
-    assert_int_equal(kind_of("<presence to='a@b' type='subscribe'/>"), GW_ST_SUBSCRIBE);
-    assert_int_equal(kind_of("<presence to='a@b' type='subscribed'/>"), GW_ST_SUBSCRIBED);
-    assert_int_equal(kind_of("<presence to='a@b' type='unsubscribe'/>"), GW_ST_OTHER);
-    assert_int_equal(kind_of("<presence to='a@b'><status>x</status></presence>"),
-                     GW_ST_PRESENCE_AVAIL);
-    /* A type in the body is not the stanza's type. */
-    assert_int_equal(kind_of("<presence to='a@b'><x type='subscribe'/></presence>"),
-                     GW_ST_PRESENCE_AVAIL);
-    assert_int_equal(kind_of("<iq type='get'/>"), GW_ST_OTHER);
-    assert_int_equal(kind_of("<messagex/>"), GW_ST_OTHER);
-    assert_int_equal(kind_of("junk"), GW_ST_OTHER);
-}
-
-static void test_public_unverified(void **state)
-{
-    (void)state;
-    gw_worker_t *k = calloc(1, sizeof(*k));
-    assert_non_null(k);
-    const char *local = "Bob@gw.example/res", *remote = "alice@a.example/phone";
-    /* Nothing authorised yet: only PublicUnverified refuses, and only messages and subscribes. */
-    assert_false(gw_ptype_inbound_ok(k, PARTNER_PUBLIC_UNVERIFIED, remote, local, GW_ST_MESSAGE));
-    assert_false(gw_ptype_inbound_ok(k, PARTNER_PUBLIC_UNVERIFIED, remote, local, GW_ST_SUBSCRIBE));
-    assert_true(gw_ptype_inbound_ok(k, PARTNER_PUBLIC_UNVERIFIED, remote, local, GW_ST_SUBSCRIBED));
-    assert_true(gw_ptype_inbound_ok(k, PARTNER_PUBLIC_VERIFIED, remote, local, GW_ST_MESSAGE));
-    assert_true(gw_ptype_inbound_ok(k, PARTNER_FEDERATED, remote, local, GW_ST_MESSAGE));
-    /* Presence the local user sends does not authorise; a message does, for bare JIDs in any
-       case and resource. */
-    gw_ptype_outbound(k, local, remote, GW_ST_PRESENCE_AVAIL, 60);
-    assert_false(gw_ptype_inbound_ok(k, PARTNER_PUBLIC_UNVERIFIED, remote, local, GW_ST_MESSAGE));
-    gw_ptype_outbound(k, "bob@gw.example", "ALICE@a.example", GW_ST_MESSAGE, 60);
-    assert_true(gw_ptype_inbound_ok(k, PARTNER_PUBLIC_UNVERIFIED, remote, local, GW_ST_MESSAGE));
-    /* Not for another contact, nor in the other direction. */
-    assert_false(
-        gw_ptype_inbound_ok(k, PARTNER_PUBLIC_UNVERIFIED, "eve@a.example", local, GW_ST_MESSAGE));
-    assert_false(gw_ptype_inbound_ok(k, PARTNER_PUBLIC_UNVERIFIED, local, remote, GW_ST_MESSAGE));
-    free(k->auth);
-    free(k);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_connection_limits), cmocka_unit_test(test_component_registry),
-        cmocka_unit_test(test_failures),          cmocka_unit_test(test_classify),
-        cmocka_unit_test(test_public_unverified),
+        cmocka_unit_test(test_connection_limits),
+        cmocka_unit_test(test_component_registry),
+        cmocka_unit_test(test_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
