@@ -1,0 +1,63 @@
+"""Shared checks of the partner-type interop tests (docs/partner-types.md): a quiet inbox, the
+per-rule decision counters of /metrics, the ledger as fedgate-admin prints it."""
+
+import json
+import re
+import time
+
+import gwlab
+from lab import run
+
+
+def quiet(sess, pred, seconds=1.5, what="stanza"):
+    """Nothing matching pred arrives at sess for `seconds` (a refusal that sends nothing back)."""
+    sess.owner.pump(seconds)
+    hit = [st for st in sess.inbox if pred(st)]
+    assert not hit, f"{sess.jid}: unexpected {what}: {hit[0]}"
+
+
+def presence_from(frm, ptype=None):
+    def ok(st):
+        return (st.name == "presence" and st["from"].bare == frm
+                and (ptype is None or st["type"] == ptype))
+    return ok
+
+
+def decisions(gw):
+    """fedgate_policy_decisions_total by rule, summed over the workers' series."""
+    out = {}
+    for m in re.finditer(r'^fedgate_policy_decisions_total\{[^}]*rule="([a-z_]+)"[^}]*\}\s+(\d+)',
+                         gwlab.metrics(gw), re.M):
+        out[m.group(1)] = out.get(m.group(1), 0) + int(m.group(2))
+    return out
+
+
+def delta(before, after, rule):
+    return after.get(rule, 0) - before.get(rule, 0)
+
+
+def counter(gw, name):
+    total = 0
+    for m in re.finditer(rf"^{name}(?:\{{[^}}]*\}})?\s+(\d+)", gwlab.metrics(gw), re.M):
+        total += int(m.group(1))
+    return total
+
+
+def ledger(store, env=None):
+    """The ledger as `fedgate-admin ledger get --json` prints it (a list of entries)."""
+    r = run([store.admin, "--store", store.dir, "ledger", "get", "--json"], check=False, env=env)
+    assert r.returncode in (0, 3), r
+    return json.loads(r.stdout)["ledger"] if r.stdout.strip() else []
+
+
+def wait_entry(store, local, remote, timeout=5, answered=None):
+    """The ledger holds local -> remote (committed by the gateway's group commit)."""
+    end = time.monotonic() + timeout
+    while True:
+        for e in ledger(store):
+            if e["local"] == local and e["remote"] == remote and \
+                    (answered is None or e["answered"] == answered):
+                return e
+        if time.monotonic() > end:
+            raise AssertionError(f"ledger never held {local} -> {remote}: {ledger(store)}")
+        time.sleep(0.1)
