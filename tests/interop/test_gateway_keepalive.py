@@ -61,12 +61,13 @@ def main():
         ctx.load_cert_chain(cert.crt, cert.key)
 
         t = gwlab.sasl_stream(gw.s2s_port, ctx)
-        got = idle_bytes(t, 11.5)
+        got = idle_bytes(t, 12.5)
         assert got == b" ", f"expected one whitespace keepalive, got {got!r}"
         step("whitespace keepalive within KeepAliveInterval")
         t.close()
 
         store.cli("partner", "set", "a.example", "--keepalive", "false")
+        time.sleep(0.3)  # every worker has seen the change
         t = gwlab.sasl_stream(gw.s2s_port, ctx)
         got = idle_bytes(t, 11.5)
         assert got == b"", f"expected silence, got {got!r}"
