@@ -209,12 +209,21 @@ static int wait_for_signal(gw_t *gw, const sigset_t *sigs)
         ifd = -1;
     }
     int sig = SIGTERM;
+    uint64_t last_tls_check = 0;
+    bool tls_pending = false;
     for (;;) {
+        int timeout = GW_TLS_CHECK_MS;
+        if (tls_pending) {
+            uint64_t since = (timer_now_ns() - last_tls_check) / 1000000ull;
+            timeout = since >= 1000 ? 0 : (int)(1000 - since);
+        }
         struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ifd, .events = POLLIN}};
-        int n = poll(p, ifd >= 0 ? 2 : 1, GW_TLS_CHECK_MS);
+        int n = poll(p, ifd >= 0 ? 2 : 1, timeout);
         if (n < 0 && errno == EINTR)
             continue;
         if (n == 0) {
+            last_tls_check = timer_now_ns();
+            tls_pending = false;
             tls_maybe_reload(gw);
             continue;
         }
@@ -240,7 +249,16 @@ static int wait_for_signal(gw_t *gw, const sigset_t *sigs)
             }
             if (changed) {
                 wgroup_notify(gw->g);
-                tls_maybe_reload(gw);
+                /* The gateway's own ledger writes change data.mdb too: rebuilding the TLS
+                   context is checked at most once a second on changes, and by the timeout. */
+                uint64_t now = timer_now_ns();
+                if (now - last_tls_check >= 1000000000ull) {
+                    last_tls_check = now;
+                    tls_pending = false;
+                    tls_maybe_reload(gw);
+                } else {
+                    tls_pending = true; /* checked when the second is over (poll timeout) */
+                }
             }
         }
     }
