@@ -194,6 +194,66 @@ void web_api_fail(web_req_t *req, int err, const report_t *rep)
     }
 }
 
+void web_api_reply_object(web_req_t *req, unsigned status, const char *name, const schema_t *s,
+                          const void *obj, const report_t *rep)
+{
+    buf_reset(&req->out);
+    int ret = json_put_raw(&req->out, "{\"");
+    if (!ret)
+        ret = json_put_raw(&req->out, name);
+    if (!ret)
+        ret = json_put_raw(&req->out, "\":");
+    if (!ret)
+        ret = json_encode_object(s, obj, 0, 0, &req->out);
+    if (!ret)
+        ret = web_api_put_messages(&req->out, rep);
+    if (!ret)
+        ret = json_put_raw(&req->out, "}");
+    if (ret)
+        web_reply_error(req, 500, "internal", NULL, "response too large");
+    else
+        web_reply_json(req, status);
+}
+
+void web_api_reply_removed(web_req_t *req, const char *name, const report_t *rep)
+{
+    buf_reset(&req->out);
+    json_put_raw(&req->out, "{\"removed\":");
+    json_put_string(&req->out, name);
+    if (rep)
+        web_api_put_messages(&req->out, rep);
+    json_put_raw(&req->out, "}");
+    web_reply_json(req, 200);
+}
+
+int web_api_revision(web_req_t *req, const web_api_body_t *b, uint64_t *rev, report_t *rep)
+{
+    int ret = 0;
+    *rev = STORE_ANY_REV;
+    if (b) {
+        int t = json_find(&b->doc, 0, "revision");
+        int64_t v;
+        if (t >= 0 && json_int(&b->doc, t, 1, INT64_MAX, &v))
+            ret = FG_EPARSE;
+        else if (t >= 0)
+            *rev = (uint64_t)v;
+    } else {
+        const char *q = web_req_query(req, "revision");
+        char *end;
+        if (q) {
+            errno = 0;
+            unsigned long long v = strtoull(q, &end, 10);
+            if (!*q || *end || errno || v == 0 || *q == '-')
+                ret = FG_EPARSE;
+            else
+                *rev = v;
+        }
+    }
+    if (ret)
+        report_add(rep, REPORT_ERROR, "revision", "revision must be a positive integer");
+    return ret;
+}
+
 /* ---- session ---- */
 
 static int put_session(buf_t *b, const web_session_t *s, users_role_t role)
@@ -285,18 +345,6 @@ static void api_logout(web_req_t *req)
 
 /* ---- partners ---- */
 
-static int put_partner_reply(buf_t *b, const partner_t *p, const report_t *rep)
-{
-    int ret = json_put_raw(b, "{\"partner\":");
-    if (!ret)
-        ret = json_encode_object(&schema_partner, p, 0, 0, b);
-    if (!ret)
-        ret = web_api_put_messages(b, rep);
-    if (!ret)
-        ret = json_put_raw(b, "}");
-    return ret;
-}
-
 typedef struct {
     buf_t *b;
     size_t n;
@@ -338,11 +386,7 @@ static void partners_get(web_req_t *req, const char *domain)
         web_api_fail(req, ret, NULL);
         return;
     }
-    buf_reset(&req->out);
-    if (put_partner_reply(&req->out, &p, NULL))
-        web_reply_error(req, 500, "internal", NULL, "response too large");
-    else
-        web_reply_json(req, 200);
+    web_api_reply_object(req, 200, "partner", &schema_partner, &p, NULL);
 }
 
 static void partners_create(web_req_t *req)
@@ -364,44 +408,12 @@ static void partners_create(web_req_t *req)
     else
         ret = store_partner_create(req->srv->store, &ctx, &p, &rep);
     free(ctx.change);
-    if (ret) {
+    if (ret)
         web_api_fail(req, ret, &rep);
-    } else {
-        buf_reset(&req->out);
-        if (put_partner_reply(&req->out, &p, &rep))
-            web_reply_error(req, 500, "internal", NULL, "response too large");
-        else
-            web_reply_json(req, 201);
-    }
+    else
+        web_api_reply_object(req, 201, "partner", &schema_partner, &p, &rep);
     report_free(&rep);
     web_api_body_free(&b);
-}
-
-/* Reads the expected revision from the body ("revision") or the query (?revision=N).
-   0 with *rev (STORE_ANY_REV when absent), or FG_EPARSE. */
-static int expected_revision(web_req_t *req, const web_api_body_t *b, uint64_t *rev)
-{
-    *rev = STORE_ANY_REV;
-    if (b) {
-        int t = json_find(&b->doc, 0, "revision");
-        int64_t v;
-        if (t < 0)
-            return 0;
-        if (json_int(&b->doc, t, 1, INT64_MAX, &v))
-            return FG_EPARSE;
-        *rev = (uint64_t)v;
-        return 0;
-    }
-    const char *q = web_req_query(req, "revision");
-    if (!q)
-        return 0;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(q, &end, 10);
-    if (!*q || *end || errno || v == 0 || *q == '-')
-        return FG_EPARSE;
-    *rev = v;
-    return 0;
 }
 
 typedef struct {
@@ -448,22 +460,14 @@ static void partners_update(web_req_t *req, const char *domain)
     report_init(&rep, 0);
     web_api_actor(req, actor, sizeof(actor));
     e.doc = &b.doc;
-    if (expected_revision(req, &b, &e.expected)) {
-        report_add(&rep, REPORT_ERROR, "revision", "revision must be a positive integer");
-        ret = FG_EPARSE;
-    } else {
+    ret = web_api_revision(req, &b, &e.expected, &rep);
+    if (!ret)
         ret = store_partner_modify(req->srv->store, &ctx, domain, partner_edit, &e, &p, &rep);
-    }
     free(ctx.change);
-    if (ret) {
+    if (ret)
         web_api_fail(req, ret, &rep);
-    } else {
-        buf_reset(&req->out);
-        if (put_partner_reply(&req->out, &p, &rep))
-            web_reply_error(req, 500, "internal", NULL, "response too large");
-        else
-            web_reply_json(req, 200);
-    }
+    else
+        web_api_reply_object(req, 200, "partner", &schema_partner, &p, &rep);
     report_free(&rep);
     web_api_body_free(&b);
 }
@@ -478,23 +482,14 @@ static void partners_remove(web_req_t *req, const char *domain)
 
     report_init(&rep, 0);
     web_api_actor(req, actor, sizeof(actor));
-    if (expected_revision(req, NULL, &rev)) {
-        report_add(&rep, REPORT_ERROR, "revision", "revision must be a positive integer");
-        ret = FG_EPARSE;
-    } else {
+    ret = web_api_revision(req, NULL, &rev, &rep);
+    if (!ret)
         ret = store_partner_remove(req->srv->store, &ctx, domain, rev, &rep);
-    }
     free(ctx.change);
-    if (ret) {
+    if (ret)
         web_api_fail(req, ret, &rep);
-    } else {
-        buf_reset(&req->out);
-        json_put_raw(&req->out, "{\"removed\":");
-        json_put_string(&req->out, domain);
-        web_api_put_messages(&req->out, &rep);
-        json_put_raw(&req->out, "}");
-        web_reply_json(req, 200);
-    }
+    else
+        web_api_reply_removed(req, domain, &rep);
     report_free(&rep);
 }
 

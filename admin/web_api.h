@@ -44,6 +44,15 @@ int web_api_only_members(web_req_t *req, const web_api_body_t *b, const char *co
 /* Answers a failed store operation: 422 refused (with the report's messages), 409 exists or
    stale, 404, 507 store full, 500 store error. */
 void web_api_fail(web_req_t *req, int err, const report_t *rep);
+/* Answers `status` with {"<name>": <obj encoded by s>, "messages": [..]}; 500 when too large. */
+void web_api_reply_object(web_req_t *req, unsigned status, const char *name, const schema_t *s,
+                          const void *obj, const report_t *rep);
+/* Answers 200 {"removed": <name>}, with the report's messages when rep is not NULL. */
+void web_api_reply_removed(web_req_t *req, const char *name, const report_t *rep);
+/* The expected revision of a change: the body's "revision" member, or ?revision=N when b is
+   NULL; STORE_ANY_REV when absent. FG_EPARSE, with the reason added to rep, when it is not a
+   positive integer. */
+int web_api_revision(web_req_t *req, const web_api_body_t *b, uint64_t *rev, report_t *rep);
 /* Appends ,"messages":[...] with every message of the report (warnings shown by the page). */
 int web_api_put_messages(buf_t *b, const report_t *rep);
 /* The audit actor for the signed-in user: "web:<name>". */

@@ -20,41 +20,6 @@ static void method_not_allowed(web_req_t *req, const char *allow)
     web_reply_error(req, 405, "method_not_allowed", NULL, "method not allowed here");
 }
 
-static void reply_object(web_req_t *req, unsigned status, const char *name, const schema_t *s,
-                         const void *obj, const report_t *rep)
-{
-    buf_reset(&req->out);
-    int ret = json_put_raw(&req->out, "{\"");
-    if (!ret)
-        ret = json_put_raw(&req->out, name);
-    if (!ret)
-        ret = json_put_raw(&req->out, "\":");
-    if (!ret)
-        ret = json_encode_object(s, obj, 0, 0, &req->out);
-    if (!ret)
-        ret = web_api_put_messages(&req->out, rep);
-    if (!ret)
-        ret = json_put_raw(&req->out, "}");
-    if (ret)
-        web_reply_error(req, 500, "internal", NULL, "response too large");
-    else
-        web_reply_json(req, status);
-}
-
-/* The optional "revision" member: STORE_ANY_REV when absent. */
-static int body_revision(const web_api_body_t *b, uint64_t *rev)
-{
-    int t = json_find(&b->doc, 0, "revision");
-    int64_t v;
-    *rev = STORE_ANY_REV;
-    if (t < 0)
-        return 0;
-    if (json_int(&b->doc, t, 1, INT64_MAX, &v))
-        return FG_EPARSE;
-    *rev = (uint64_t)v;
-    return 0;
-}
-
 /* ---- gateway settings ---- */
 
 typedef struct {
@@ -93,7 +58,7 @@ void web_api_gateway(web_req_t *req, const char *rest)
         if ((ret = store_settings_get(req->srv->store, &st)))
             web_api_fail(req, ret, NULL);
         else
-            reply_object(req, 200, "gateway", &schema_settings, &st, NULL);
+            web_api_reply_object(req, 200, "gateway", &schema_settings, &st, NULL);
         return;
     }
     if (req->method != WEB_PUT && req->method != WEB_PATCH) {
@@ -105,17 +70,14 @@ void web_api_gateway(web_req_t *req, const char *rest)
     report_init(&rep, 0);
     web_api_actor(req, actor, sizeof(actor));
     e.doc = &b.doc;
-    if (body_revision(&b, &e.expected)) {
-        report_add(&rep, REPORT_ERROR, "revision", "revision must be a positive integer");
-        ret = FG_EPARSE;
-    } else {
+    ret = web_api_revision(req, &b, &e.expected, &rep);
+    if (!ret)
         ret = store_settings_modify(req->srv->store, &ctx, settings_edit, &e, &st, &rep);
-    }
     free(ctx.change);
     if (ret)
         web_api_fail(req, ret, &rep);
     else
-        reply_object(req, 200, "gateway", &schema_settings, &st, &rep);
+        web_api_reply_object(req, 200, "gateway", &schema_settings, &st, &rep);
     report_free(&rep);
     web_api_body_free(&b);
 }
@@ -155,11 +117,8 @@ static void hosted_put(web_req_t *req, const char *domain)
         /* An update starts from the stored record so members left out keep their values. */
         if ((ret = store_hosted_get(req->srv->store, domain, &h)))
             goto done;
-        if (body_revision(&b, &rev)) {
-            report_add(&rep, REPORT_ERROR, "revision", "revision must be a positive integer");
-            ret = FG_EPARSE;
+        if ((ret = web_api_revision(req, &b, &rev, &rep)))
             goto done;
-        }
     }
     char key[DOMAIN_BUF];
     snprintf(key, sizeof(key), "%s", h.domain);
@@ -183,7 +142,7 @@ done:
     if (ret)
         web_api_fail(req, ret, &rep);
     else
-        reply_object(req, domain ? 200 : 201, "hosted", &schema_hosted, &h, &rep);
+        web_api_reply_object(req, domain ? 200 : 201, "hosted", &schema_hosted, &h, &rep);
     report_free(&rep);
     web_api_body_free(&b);
 }
@@ -221,7 +180,7 @@ void web_api_hosted(web_req_t *req, const char *rest)
         if ((ret = store_hosted_get(req->srv->store, domain, &h)))
             web_api_fail(req, ret, NULL);
         else
-            reply_object(req, 200, "hosted", &schema_hosted, &h, NULL);
+            web_api_reply_object(req, 200, "hosted", &schema_hosted, &h, NULL);
     } else if (req->method == WEB_PUT || req->method == WEB_PATCH) {
         hosted_put(req, domain);
     } else if (req->method == WEB_DELETE) {
@@ -232,15 +191,10 @@ void web_api_hosted(web_req_t *req, const char *rest)
         web_api_actor(req, actor, sizeof(actor));
         ret = store_hosted_remove(req->srv->store, &ctx, domain, &rep);
         free(ctx.change);
-        if (ret) {
+        if (ret)
             web_api_fail(req, ret, &rep);
-        } else {
-            buf_reset(&req->out);
-            json_put_raw(&req->out, "{\"removed\":");
-            json_put_string(&req->out, domain);
-            json_put_raw(&req->out, "}");
-            web_reply_json(req, 200);
-        }
+        else
+            web_api_reply_removed(req, domain, NULL);
         report_free(&rep);
     } else {
         method_not_allowed(req, "GET, HEAD, PUT, PATCH, DELETE");
@@ -341,15 +295,10 @@ void web_api_access(web_req_t *req, const char *rest)
         web_api_actor(req, actor, sizeof(actor));
         ret = store_access_unset(req->srv->store, &ctx, key, &rep);
         free(ctx.change);
-        if (ret) {
+        if (ret)
             web_api_fail(req, ret, &rep);
-        } else {
-            buf_reset(&req->out);
-            json_put_raw(&req->out, "{\"removed\":");
-            json_put_string(&req->out, key);
-            json_put_raw(&req->out, "}");
-            web_reply_json(req, 200);
-        }
+        else
+            web_api_reply_removed(req, key, NULL);
         report_free(&rep);
     } else {
         method_not_allowed(req, "DELETE");
