@@ -254,6 +254,21 @@ int web_api_revision(web_req_t *req, const web_api_body_t *b, uint64_t *rev, rep
     return ret;
 }
 
+int web_api_list_begin(web_req_t *req, web_api_list_t *l, const char *open, const schema_t *s)
+{
+    buf_reset(&req->out);
+    *l = (web_api_list_t){.b = &req->out, .schema = s};
+    return json_put_raw(&req->out, open);
+}
+
+int web_api_list_item(web_api_list_t *l, const void *obj)
+{
+    int ret = l->n++ ? json_put_raw(l->b, ",") : 0;
+    if (!ret)
+        ret = json_encode_object(l->schema, obj, 0, 0, l->b);
+    return ret;
+}
+
 /* ---- session ---- */
 
 static int put_session(buf_t *b, const web_session_t *s, users_role_t role)
@@ -345,26 +360,16 @@ static void api_logout(web_req_t *req)
 
 /* ---- partners ---- */
 
-typedef struct {
-    buf_t *b;
-    size_t n;
-} list_arg_t;
-
 static int list_partner_cb(const partner_t *p, void *arg)
 {
-    list_arg_t *la = arg;
-    int ret = la->n++ ? json_put_raw(la->b, ",") : 0;
-    if (!ret)
-        ret = json_encode_object(&schema_partner, p, 0, 0, la->b);
-    return ret;
+    return web_api_list_item(arg, p);
 }
 
 static void partners_list(web_req_t *req)
 {
     const char *filter = web_req_query(req, "filter");
-    list_arg_t la = {.b = &req->out, .n = 0};
-    buf_reset(&req->out);
-    int ret = json_put_raw(&req->out, "{\"partners\":[");
+    web_api_list_t la;
+    int ret = web_api_list_begin(req, &la, "{\"partners\":[", &schema_partner);
     if (!ret)
         ret = store_partner_list(req->srv->store, filter && *filter ? filter : NULL,
                                  list_partner_cb, &la);

@@ -49,6 +49,17 @@ void web_api_reply_object(web_req_t *req, unsigned status, const char *name, con
                           const void *obj, const report_t *rep);
 /* Answers 200 {"removed": <name>}, with the report's messages when rep is not NULL. */
 void web_api_reply_removed(web_req_t *req, const char *name, const report_t *rep);
+/* A list answer being written to req->out: {"<name>":[item,item..]}. */
+typedef struct {
+    buf_t *b;
+    size_t n;               /* items written so far */
+    const schema_t *schema; /* encodes each item for web_api_list_item() */
+} web_api_list_t;
+
+/* Starts a list answer in req->out with `open`, e.g. "{\"hosted\":["; the caller closes it. */
+int web_api_list_begin(web_req_t *req, web_api_list_t *l, const char *open, const schema_t *s);
+/* Appends one record encoded by l->schema, comma-separated: the body of a store list callback. */
+int web_api_list_item(web_api_list_t *l, const void *obj);
 /* The expected revision of a change: the body's "revision" member, or ?revision=N when b is
    NULL; STORE_ANY_REV when absent. FG_EPARSE, with the reason added to rep, when it is not a
    positive integer. */

@@ -20,6 +20,17 @@ static void method_not_allowed(web_req_t *req, const char *allow)
     web_reply_error(req, 405, "method_not_allowed", NULL, "method not allowed here");
 }
 
+/* Closes a list begun by web_api_list_begin() and sends it, or answers the store's error. */
+static void reply_list(web_req_t *req, int ret)
+{
+    if (!ret)
+        ret = json_put_raw(&req->out, "]}");
+    if (ret)
+        web_api_fail(req, ret, NULL);
+    else
+        web_reply_json(req, 200);
+}
+
 /* ---- gateway settings ---- */
 
 typedef struct {
@@ -84,18 +95,9 @@ void web_api_gateway(web_req_t *req, const char *rest)
 
 /* ---- hosted domains ---- */
 
-typedef struct {
-    buf_t *b;
-    size_t n;
-} list_arg_t;
-
 static int list_hosted_cb(const hosted_t *h, void *arg)
 {
-    list_arg_t *la = arg;
-    int ret = la->n++ ? json_put_raw(la->b, ",") : 0;
-    if (!ret)
-        ret = json_encode_object(&schema_hosted, h, 0, 0, la->b);
-    return ret;
+    return web_api_list_item(arg, h);
 }
 
 static void hosted_put(web_req_t *req, const char *domain)
@@ -152,17 +154,11 @@ void web_api_hosted(web_req_t *req, const char *rest)
     int ret;
     if (!*rest) {
         if (req->method == WEB_GET || req->method == WEB_HEAD) {
-            list_arg_t la = {.b = &req->out};
-            buf_reset(&req->out);
-            ret = json_put_raw(&req->out, "{\"hosted\":[");
+            web_api_list_t la;
+            ret = web_api_list_begin(req, &la, "{\"hosted\":[", &schema_hosted);
             if (!ret)
                 ret = store_hosted_list(req->srv->store, list_hosted_cb, &la);
-            if (!ret)
-                ret = json_put_raw(&req->out, "]}");
-            if (ret)
-                web_api_fail(req, ret, NULL);
-            else
-                web_reply_json(req, 200);
+            reply_list(req, ret);
         } else if (req->method == WEB_POST) {
             hosted_put(req, NULL);
         } else {
@@ -205,7 +201,7 @@ void web_api_hosted(web_req_t *req, const char *rest)
 
 static int list_access_cb(const char *key, bool value, void *arg)
 {
-    list_arg_t *la = arg;
+    web_api_list_t *la = arg;
     int ret = la->n++ ? json_put_raw(la->b, ",") : 0;
     if (!ret)
         ret = json_put_raw(la->b, "{\"key\":");
@@ -264,17 +260,11 @@ void web_api_access(web_req_t *req, const char *rest)
     int ret;
     if (!*rest) {
         if (req->method == WEB_GET || req->method == WEB_HEAD) {
-            list_arg_t la = {.b = &req->out};
-            buf_reset(&req->out);
-            ret = json_put_raw(&req->out, "{\"access\":[");
+            web_api_list_t la;
+            ret = web_api_list_begin(req, &la, "{\"access\":[", NULL);
             if (!ret)
                 ret = store_access_list(req->srv->store, list_access_cb, &la);
-            if (!ret)
-                ret = json_put_raw(&req->out, "]}");
-            if (ret)
-                web_api_fail(req, ret, NULL);
-            else
-                web_reply_json(req, 200);
+            reply_list(req, ret);
         } else if (req->method == WEB_PUT || req->method == WEB_POST) {
             access_set(req);
         } else {
