@@ -31,6 +31,25 @@ static void reply_list(web_req_t *req, int ret)
         web_reply_json(req, 200);
 }
 
+/* DELETE of a hosted domain or an access entry: both are removed by name, with no revision. */
+static void remove_one(web_req_t *req,
+                       int (*remove)(store_t *s, store_ctx_t *ctx, const char *name, report_t *rep),
+                       const char *name)
+{
+    report_t rep;
+    char actor[STORE_ACTOR_MAX];
+    store_ctx_t ctx = {.actor = actor};
+    report_init(&rep, 0);
+    web_api_actor(req, actor, sizeof(actor));
+    int ret = remove(req->srv->store, &ctx, name, &rep);
+    free(ctx.change);
+    if (ret)
+        web_api_fail(req, ret, &rep);
+    else
+        web_api_reply_removed(req, name, NULL);
+    report_free(&rep);
+}
+
 /* ---- gateway settings ---- */
 
 typedef struct {
@@ -180,18 +199,7 @@ void web_api_hosted(web_req_t *req, const char *rest)
     } else if (req->method == WEB_PUT || req->method == WEB_PATCH) {
         hosted_put(req, domain);
     } else if (req->method == WEB_DELETE) {
-        report_t rep;
-        char actor[STORE_ACTOR_MAX];
-        store_ctx_t ctx = {.actor = actor};
-        report_init(&rep, 0);
-        web_api_actor(req, actor, sizeof(actor));
-        ret = store_hosted_remove(req->srv->store, &ctx, domain, &rep);
-        free(ctx.change);
-        if (ret)
-            web_api_fail(req, ret, &rep);
-        else
-            web_api_reply_removed(req, domain, NULL);
-        report_free(&rep);
+        remove_one(req, store_hosted_remove, domain);
     } else {
         method_not_allowed(req, "GET, HEAD, PUT, PATCH, DELETE");
     }
@@ -278,18 +286,7 @@ void web_api_access(web_req_t *req, const char *rest)
         return;
     }
     if (req->method == WEB_DELETE) {
-        report_t rep;
-        char actor[STORE_ACTOR_MAX];
-        store_ctx_t ctx = {.actor = actor};
-        report_init(&rep, 0);
-        web_api_actor(req, actor, sizeof(actor));
-        ret = store_access_unset(req->srv->store, &ctx, key, &rep);
-        free(ctx.change);
-        if (ret)
-            web_api_fail(req, ret, &rep);
-        else
-            web_api_reply_removed(req, key, NULL);
-        report_free(&rep);
+        remove_one(req, store_access_unset, key);
     } else {
         method_not_allowed(req, "DELETE");
     }
