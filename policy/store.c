@@ -335,28 +335,24 @@ int store_partner_find(store_t *s, const char *domain, partner_t *out)
     return ret;
 }
 
-int store_partner_list(store_t *s, const char *glob, int (*cb)(const partner_t *p, void *arg),
-                       void *arg)
+/* Calls fn on every key/value of db in key order inside one read transaction; stops at the first
+   non-zero return of fn and returns it. */
+static int each_rec(store_t *s, store_db_t db,
+                    int (*fn)(const MDB_val *k, const MDB_val *v, void *arg), void *arg)
 {
     MDB_txn *t = NULL;
     MDB_cursor *c = NULL;
-    partner_t *p = malloc(sizeof(*p));
-    int ret = p ? read_txn(s, &t) : -ENOMEM;
+    int ret = read_txn(s, &t);
     if (ret)
-        goto out;
-    ret = store_mdb_err(mdb_cursor_open(t, s->e->dbi[DB_PARTNERS], &c));
+        return ret;
+    ret = store_mdb_err(mdb_cursor_open(t, s->e->dbi[db], &c));
     if (ret)
         goto out;
     MDB_val k, v;
     int rc;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        ret = schema_decode(&schema_partner, v.mv_data, v.mv_size, p);
-        if (ret)
-            goto out;
-        if (glob && !domain_glob_match(glob, p->domain))
-            continue;
-        ret = cb(p, arg);
+        ret = fn(&k, &v, arg);
         if (ret)
             goto out;
     }
@@ -364,9 +360,33 @@ int store_partner_list(store_t *s, const char *glob, int (*cb)(const partner_t *
 out:
     if (c)
         mdb_cursor_close(c);
-    if (t)
-        mdb_txn_abort(t);
-    free(p);
+    mdb_txn_abort(t);
+    return ret;
+}
+
+typedef struct {
+    const char *glob;
+    partner_t *p;
+    int (*cb)(const partner_t *p, void *arg);
+    void *arg;
+} partner_list_t;
+
+static int partner_list_rec(const MDB_val *k, const MDB_val *v, void *arg)
+{
+    partner_list_t *pl = arg;
+    (void)k;
+    int ret = schema_decode(&schema_partner, v->mv_data, v->mv_size, pl->p);
+    if (ret || (pl->glob && !domain_glob_match(pl->glob, pl->p->domain)))
+        return ret;
+    return pl->cb(pl->p, pl->arg);
+}
+
+int store_partner_list(store_t *s, const char *glob, int (*cb)(const partner_t *p, void *arg),
+                       void *arg)
+{
+    partner_list_t pl = {.glob = glob, .p = malloc(sizeof(partner_t)), .cb = cb, .arg = arg};
+    int ret = pl.p ? each_rec(s, DB_PARTNERS, partner_list_rec, &pl) : -ENOMEM;
+    free(pl.p);
     return ret;
 }
 
@@ -724,34 +744,25 @@ int store_hosted_get(store_t *s, const char *domain, hosted_t *out)
     return ret;
 }
 
+typedef struct {
+    hosted_t *h;
+    int (*cb)(const hosted_t *h, void *arg);
+    void *arg;
+} hosted_list_t;
+
+static int hosted_list_rec(const MDB_val *k, const MDB_val *v, void *arg)
+{
+    hosted_list_t *hl = arg;
+    (void)k;
+    int ret = schema_decode(&schema_hosted, v->mv_data, v->mv_size, hl->h);
+    return ret ? ret : hl->cb(hl->h, hl->arg);
+}
+
 int store_hosted_list(store_t *s, int (*cb)(const hosted_t *h, void *arg), void *arg)
 {
-    MDB_txn *t = NULL;
-    MDB_cursor *c = NULL;
-    hosted_t *h = malloc(sizeof(*h));
-    int ret = h ? read_txn(s, &t) : -ENOMEM;
-    if (ret)
-        goto out;
-    ret = store_mdb_err(mdb_cursor_open(t, s->e->dbi[DB_HOSTED], &c));
-    if (ret)
-        goto out;
-    MDB_val k, v;
-    int rc;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        ret = schema_decode(&schema_hosted, v.mv_data, v.mv_size, h);
-        if (!ret)
-            ret = cb(h, arg);
-        if (ret)
-            goto out;
-    }
-    ret = rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc);
-out:
-    if (c)
-        mdb_cursor_close(c);
-    if (t)
-        mdb_txn_abort(t);
-    free(h);
+    hosted_list_t hl = {.h = malloc(sizeof(hosted_t)), .cb = cb, .arg = arg};
+    int ret = hl.h ? each_rec(s, DB_HOSTED, hosted_list_rec, &hl) : -ENOMEM;
+    free(hl.h);
     return ret;
 }
 
@@ -959,37 +970,26 @@ int store_access_unset(store_t *s, store_ctx_t *ctx, const char *key, report_t *
     return access_op(s, ctx, key, NULL, rep);
 }
 
+typedef struct {
+    int (*cb)(const char *key, bool value, void *arg);
+    void *arg;
+} access_list_t;
+
+static int access_list_rec(const MDB_val *k, const MDB_val *v, void *arg)
+{
+    access_list_t *al = arg;
+    char key[ACCESS_KEY_MAX];
+    if (k->mv_size >= sizeof(key))
+        return FG_ESTORE;
+    memcpy(key, k->mv_data, k->mv_size);
+    key[k->mv_size] = '\0';
+    return al->cb(key, v->mv_size == 1 && *(const char *)v->mv_data == '1', al->arg);
+}
+
 int store_access_list(store_t *s, int (*cb)(const char *key, bool value, void *arg), void *arg)
 {
-    MDB_txn *t = NULL;
-    MDB_cursor *c = NULL;
-    int ret = read_txn(s, &t);
-    if (ret)
-        return ret;
-    ret = store_mdb_err(mdb_cursor_open(t, s->e->dbi[DB_ACCESS], &c));
-    if (ret)
-        goto out;
-    MDB_val k, v;
-    int rc;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        char key[ACCESS_KEY_MAX];
-        if (k.mv_size >= sizeof(key)) {
-            ret = FG_ESTORE;
-            goto out;
-        }
-        memcpy(key, k.mv_data, k.mv_size);
-        key[k.mv_size] = '\0';
-        ret = cb(key, v.mv_size == 1 && *(const char *)v.mv_data == '1', arg);
-        if (ret)
-            goto out;
-    }
-    ret = rc == MDB_NOTFOUND ? 0 : store_mdb_err(rc);
-out:
-    if (c)
-        mdb_cursor_close(c);
-    mdb_txn_abort(t);
-    return ret;
+    access_list_t al = {.cb = cb, .arg = arg};
+    return each_rec(s, DB_ACCESS, access_list_rec, &al);
 }
 
 typedef struct {
