@@ -33,19 +33,25 @@ typedef struct {
     size_t bytes;
 } arena_t;
 
+/* Pushes a fresh chunk of `cap` bytes as the one allocations come from; NULL when out of memory. */
+static chunk_t *arena_grow(arena_t *a, size_t cap)
+{
+    chunk_t *c = malloc(sizeof(*c) + cap);
+    if (!c)
+        return NULL;
+    c->next = a->head;
+    c->used = 0;
+    c->cap = cap;
+    a->head = c;
+    a->bytes += sizeof(*c) + cap;
+    return c;
+}
+
 static char *arena_strndup(arena_t *a, const char *s, size_t n)
 {
-    if (!a->head || a->head->cap - a->head->used < n + 1) {
-        size_t cap = n + 1 > 65536 ? n + 1 : 65536;
-        chunk_t *c = malloc(sizeof(*c) + cap);
-        if (!c)
-            return NULL;
-        c->next = a->head;
-        c->used = 0;
-        c->cap = cap;
-        a->head = c;
-        a->bytes += sizeof(*c) + cap;
-    }
+    if ((!a->head || a->head->cap - a->head->used < n + 1) &&
+        !arena_grow(a, n + 1 > 65536 ? n + 1 : 65536))
+        return NULL;
     char *p = a->head->data + a->head->used;
     memcpy(p, s, n);
     p[n] = '\0';
@@ -252,17 +258,8 @@ static void *arena_alloc(arena_t *a, size_t n)
     if (!a->head || a->head->cap - a->head->used < n + pad) {
         if (!arena_strndup(a, "", 0)) /* opens a chunk large enough for small requests */
             return NULL;
-        if (a->head->cap - a->head->used < n + 8) {
-            size_t cap = n + 64;
-            chunk_t *c = malloc(sizeof(*c) + cap);
-            if (!c)
-                return NULL;
-            c->next = a->head;
-            c->used = 0;
-            c->cap = cap;
-            a->head = c;
-            a->bytes += sizeof(*c) + cap;
-        }
+        if (a->head->cap - a->head->used < n + 8 && !arena_grow(a, n + 64))
+            return NULL;
         pad = ((a->head->used + 7) & ~(size_t)7) - a->head->used;
     }
     a->head->used += pad;
