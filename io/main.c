@@ -105,10 +105,11 @@ static uint64_t sig_add(uint64_t h, const char *s)
 /*
  * A TLS context from the store as it is now: the certificate of every enabled hosted domain and
  * the trust anchors. *sig summarises those inputs (names and paths) so that the control thread
- * rebuilds only when they, or the files behind them, changed.
+ * rebuilds only when they, or the files behind them, changed: with skip_sig equal to the new
+ * summary nothing is built and 1 is returned. 0 with *out set, or an error.
  */
 static int tls_build(const char *store_dir, tls_ctx_t **out, uint64_t *sig, size_t *ncreds,
-                     size_t *ninternal)
+                     size_t *ninternal, uint64_t skip_sig)
 {
     int rc;
     store_t *store = NULL;
@@ -134,6 +135,13 @@ static int tls_build(const char *store_dir, tls_ctx_t **out, uint64_t *sig, size
         h = sig_add(h, cr->creds[i].domain);
         h = sig_add(h, cr->creds[i].cert_file);
         h = sig_add(h, cr->creds[i].key_file);
+    }
+    if (skip_sig && h == skip_sig) {
+        /* Same inputs: no context is built (that costs milliseconds of this thread, which also
+           wakes the workers on policy changes). */
+        *sig = h;
+        rc = 1;
+        goto out;
     }
     tls_ctx_config_t tc = {.ca_file = st->trust_anchors[0] ? st->trust_anchors : NULL,
                            .creds = cr->creds,
@@ -163,12 +171,12 @@ static void tls_maybe_reload(gw_t *gw)
     size_t n = 0, ni = 0;
     if (!tls_ctx_files_changed(gw->tls)) {
         /* Cheap check first: the store's list of hosted domains and paths. */
-        if (tls_build(gw->store, &nctx, &sig, &n, &ni) != 0 || sig == gw->tls_sig) {
+        if (tls_build(gw->store, &nctx, &sig, &n, &ni, gw->tls_sig) != 0) {
             if (nctx)
                 tls_ctx_unref(nctx);
             return;
         }
-    } else if (tls_build(gw->store, &nctx, &sig, &n, &ni) != 0) {
+    } else if (tls_build(gw->store, &nctx, &sig, &n, &ni, 0) != 0) {
         log_warn("fedgate: certificates changed but cannot be loaded; keeping the old ones");
         return;
     }
@@ -408,7 +416,7 @@ int main(int argc, char **argv)
         goto out;
     }
     size_t ncreds = 0, ninternal = 0;
-    int trc = tls_build(gw->store, &gw->tls, &gw->tls_sig, &ncreds, &ninternal);
+    int trc = tls_build(gw->store, &gw->tls, &gw->tls_sig, &ncreds, &ninternal, 0);
     atomic_store(&gw->have_internal, ninternal > 0);
     if (trc != 0) {
         fprintf(stderr, "fedgate: cannot load certificates or trust anchors: %s\n",
