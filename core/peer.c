@@ -19,9 +19,7 @@ const char *partner_type_name(partner_type_t t)
     return (unsigned)t < 3 ? type_names[t] : "?";
 }
 
-/* Compare ignoring case, spaces, '-' and '_', so "Not supported", "not-supported" and
-   "NotSupported" are one value. */
-static bool loose_equal(const char *a, const char *b)
+bool peer_name_eq(const char *a, const char *b)
 {
     for (;;) {
         while (*a == ' ' || *a == '-' || *a == '_')
@@ -40,7 +38,7 @@ static bool loose_equal(const char *a, const char *b)
 int negotiation_parse(const char *s, negotiation_t *out)
 {
     for (int i = 0; s && i < 3; i++)
-        if (loose_equal(s, neg_names[i])) {
+        if (peer_name_eq(s, neg_names[i])) {
             *out = (negotiation_t)i;
             return 0;
         }
@@ -50,7 +48,7 @@ int negotiation_parse(const char *s, negotiation_t *out)
 int partner_type_parse(const char *s, partner_type_t *out)
 {
     for (int i = 0; s && i < 3; i++)
-        if (loose_equal(s, type_names[i])) {
+        if (peer_name_eq(s, type_names[i])) {
             *out = (partner_type_t)i;
             return 0;
         }

@@ -53,6 +53,9 @@ const char *partner_type_name(partner_type_t t); /* "Federated", "PublicVerified
  */
 int negotiation_parse(const char *s, negotiation_t *out);
 int partner_type_parse(const char *s, partner_type_t *out);
+/* Compares enum value names ignoring case, spaces, '-' and '_', so "Not supported",
+   "not-supported" and "NotSupported" are one value; shared with policy's other enum fields. */
+bool peer_name_eq(const char *a, const char *b);
 /* Defaults: 65536 / 10000 / 65536+4096 buffered / depth 32 / 64 attrs / 1024 name bytes,
    60 / 600 / 300 s, 64 pairs, 256 queued. */
 void stream_limits_default(stream_limits_t *l);

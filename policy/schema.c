@@ -5,6 +5,7 @@
 #include "policy/schema.h"
 
 #include "core/err.h"
+#include "core/peer.h"
 #include "policy/domain.h"
 #include "policy/hosted.h"
 #include "policy/partner.h"
@@ -548,22 +549,6 @@ const schema_field_t *schema_find(const schema_t *s, const char *name)
 
 /* ---- text values ---- */
 
-static bool loose_eq(const char *a, const char *b)
-{
-    for (;;) {
-        while (*a == ' ' || *a == '-' || *a == '_')
-            a++;
-        while (*b == ' ' || *b == '-' || *b == '_')
-            b++;
-        if (!*a || !*b)
-            return !*a && !*b;
-        if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
-            return false;
-        a++;
-        b++;
-    }
-}
-
 /* Printable UTF-8: well-formed sequences, no C0/C1 controls or DEL. Tab allowed. */
 static bool text_ok(const char *s, size_t n)
 {
@@ -790,7 +775,7 @@ int schema_parse_value(const schema_field_t *f, void *obj, const char *text, cha
     case SCHEMA_ENUM: {
         size_t n = enum_count(f);
         for (size_t i = 0; i < n; i++)
-            if (loose_eq(text, f->names[i])) {
+            if (peer_name_eq(text, f->names[i])) {
                 set_enum(obj, f->offset, (int)i);
                 return 0;
             }
