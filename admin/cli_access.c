@@ -157,11 +157,7 @@ static int access_write(int argc, char **argv, const char *store_path, bool set)
     ctx.what_if = cli_args_flag(&a, "what-if");
     int rc =
         set ? store_access_set(s, &ctx, key, value, &rep) : store_access_unset(s, &ctx, key, &rep);
-    if (rc == FG_ENOTFOUND && !report_has_errors(&rep)) {
-        ret = cli_fail(CLI_EXIT_NOTFOUND, "access %s: not set", key);
-        goto out;
-    }
-    ret = cli_finish(rc, &rep, key);
+    ret = cli_finish_found(rc, &rep, "access", key, "not set");
     if (!ret && ctx.what_if)
         cli_print_what_if(&ctx, set ? "access set" : "access remove", key);
     else if (!ret && set)

@@ -217,11 +217,7 @@ static int domain_remove(int argc, char **argv, const char *store_path)
         goto out;
     ctx.what_if = cli_args_flag(&a, "what-if");
     int rc = store_hosted_remove(s, &ctx, dom, &rep);
-    if (rc == FG_ENOTFOUND && !report_has_errors(&rep)) {
-        ret = cli_fail(CLI_EXIT_NOTFOUND, "hosted domain %s: not found", dom);
-        goto out;
-    }
-    ret = cli_finish(rc, &rep, dom);
+    ret = cli_finish_found(rc, &rep, "hosted domain", dom, "not found");
     if (!ret && ctx.what_if)
         cli_print_what_if(&ctx, "domain remove", dom);
 out:

@@ -288,11 +288,7 @@ static int partner_set(int argc, char **argv, const char *store_path)
         ret = e.usage;
         goto out;
     }
-    if (rc == FG_ENOTFOUND && !report_has_errors(&rep)) {
-        ret = cli_fail(CLI_EXIT_NOTFOUND, "partner %s: not found", dom);
-        goto out;
-    }
-    ret = cli_finish(rc, &rep, dom);
+    ret = cli_finish_found(rc, &rep, "partner", dom, "not found");
     if (ret)
         goto out;
     if (ctx.what_if)
@@ -412,11 +408,7 @@ static int partner_remove(int argc, char **argv, const char *store_path)
         goto out;
     ctx.what_if = cli_args_flag(&a, "what-if");
     int rc = store_partner_remove(s, &ctx, dom, STORE_ANY_REV, &rep);
-    if (rc == FG_ENOTFOUND && !report_has_errors(&rep)) {
-        ret = cli_fail(CLI_EXIT_NOTFOUND, "partner %s: not found", dom);
-        goto out;
-    }
-    ret = cli_finish(rc, &rep, dom);
+    ret = cli_finish_found(rc, &rep, "partner", dom, "not found");
     if (!ret && ctx.what_if)
         cli_print_what_if(&ctx, "partner remove", dom);
 out:

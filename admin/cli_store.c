@@ -87,6 +87,14 @@ int cli_finish(int rc, const report_t *rep, const char *subject)
     return cli_exit_from_err(rc);
 }
 
+int cli_finish_found(int rc, const report_t *rep, const char *what, const char *subject,
+                     const char *missing)
+{
+    if (rc == FG_ENOTFOUND && !report_has_errors(rep))
+        return cli_fail(CLI_EXIT_NOTFOUND, "%s %s: %s", what, subject, missing);
+    return cli_finish(rc, rep, subject);
+}
+
 void cli_print_what_if(const store_ctx_t *ctx, const char *verb, const char *subject)
 {
     if (!ctx->change)

@@ -33,6 +33,10 @@ void cli_report_print(const report_t *rep);
  * gets a bare exit status.
  */
 int cli_finish(int rc, const report_t *rep, const char *subject);
+/* cli_finish() for an operation on one named object: a plain FG_ENOTFOUND (no error line in the
+   report) becomes "error: <what> <subject>: <missing>" and CLI_EXIT_NOTFOUND. */
+int cli_finish_found(int rc, const report_t *rep, const char *what, const char *subject,
+                     const char *missing);
 
 /* For --what-if: the before/after JSON of ctx->change on stdout (the store already reported
    "info: what-if: would ..."), or "what if: <verb> <subject>: no change". */
