@@ -203,12 +203,9 @@ static int access_check(int argc, char **argv, const char *store_path)
 
 int cli_access_main(int argc, char **argv, const char *store_path)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: fedgate-admin access get|set|remove|check ... (--help on each)\n");
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-    }
+    int help = cli_actions_help(argc, argv, "access get|set|remove|check");
+    if (help >= 0)
+        return help;
     const char *sub = argv[1];
     if (strcmp(sub, "get") == 0 || strcmp(sub, "list") == 0)
         return access_get(argc - 1, argv + 1, store_path);

@@ -113,6 +113,15 @@ int cli_args_once(const cli_args_t *a, const char *name)
     return 0;
 }
 
+int cli_actions_help(int argc, char **argv, const char *usage)
+{
+    if (argc >= 2 && strcmp(argv[1], "--help") != 0 && strcmp(argv[1], "-h") != 0 &&
+        strcmp(argv[1], "help") != 0)
+        return -1;
+    fprintf(argc < 2 ? stderr : stdout, "usage: fedgate-admin %s ... (--help on each)\n", usage);
+    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+}
+
 void cli_print_help(FILE *f, const char *usage, const char *summary, const cli_opt_t *opts)
 {
     fprintf(f, "usage: fedgate-admin %s\n", usage);

@@ -63,6 +63,10 @@ bool cli_args_flag(const cli_args_t *a, const char *name);
 size_t cli_args_count(const cli_args_t *a, const char *name);
 /* Fails with a usage error naming the option when it was given more than once. */
 int cli_args_once(const cli_args_t *a, const char *name);
+/* For a verb with actions ("partner new|set|..."): without an action, prints "usage: fedgate-admin
+   <usage> ... (--help on each)" to stderr and returns CLI_EXIT_USAGE; for help, -h or --help,
+   prints it to stdout and returns CLI_EXIT_OK; otherwise returns -1 and the action is argv[1]. */
+int cli_actions_help(int argc, char **argv, const char *usage);
 /* Prints "usage: fedgate-admin <usage>" and the option table to f. */
 void cli_print_help(FILE *f, const char *usage, const char *summary, const cli_opt_t *opts);
 

@@ -160,12 +160,9 @@ out:
 
 int cli_gateway_main(int argc, char **argv, const char *store_path)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: fedgate-admin gateway get|set ... (--help on each)\n");
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-    }
+    int help = cli_actions_help(argc, argv, "gateway get|set");
+    if (help >= 0)
+        return help;
     if (strcmp(argv[1], "get") == 0)
         return gateway_get(argc - 1, argv + 1, store_path);
     if (strcmp(argv[1], "set") == 0)

@@ -420,12 +420,9 @@ out:
 
 int cli_partner_main(int argc, char **argv, const char *store_path)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        FILE *f = argc < 2 ? stderr : stdout;
-        fprintf(f, "usage: fedgate-admin partner new|set|get|remove ... (--help on each)\n");
-        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
-    }
+    int help = cli_actions_help(argc, argv, "partner new|set|get|remove");
+    if (help >= 0)
+        return help;
     const char *sub = argv[1];
     if (strcmp(sub, "new") == 0)
         return partner_new(argc - 1, argv + 1, store_path);
