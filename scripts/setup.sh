@@ -30,7 +30,7 @@ pkgs=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libmicrohttpd-dev libsodium-dev libjemalloc-dev libcmocka-dev openssl curl dnsmasq-base
       dpkg-dev autoconf automake libtool)
 [ $system_wolfssl -eq 1 ] && pkgs+=(libwolfssl-dev)
-[ $interop -eq 1 ] && pkgs+=(prosody lua-unbound ejabberd python3-slixmpp dnsmasq-base iproute2 libfaketime)
+[ $interop -eq 1 ] && pkgs+=(prosody lua-unbound ejabberd python3-slixmpp dnsmasq-base iproute2 python3-lmdb)
 [ $browser -eq 1 ] && pkgs+=(chromium nodejs)
 
 missing=()

@@ -61,3 +61,24 @@ def wait_entry(store, local, remote, timeout=5, answered=None):
         if time.monotonic() > end:
             raise AssertionError(f"ledger never held {local} -> {remote}: {ledger(store)}")
         time.sleep(0.1)
+
+
+def age_entry(store, local, remote, seconds):
+    """Moves the ledger entry local -> remote `seconds` into the past, as if it had been made
+    that long ago (SubscriptionRefreshInterval is at least 60 s, longer than a test should run).
+    Writes the store's `ledger` database like another node would (docs/partner-types.md §3:
+    key local NUL remote; value version, flags, invited_at, messaged_at as i64 LE)."""
+    import lmdb
+    import struct
+    env = lmdb.open(store.dir, max_dbs=16, map_size=1 << 30, subdir=True)
+    try:
+        db = env.open_db(b"ledger", create=False)
+        key = local.encode() + b"\0" + remote.encode()
+        with env.begin(write=True, db=db) as txn:
+            v = txn.get(key)
+            assert v is not None and len(v) == 18, (key, v)
+            ver, flags, inv, msg = struct.unpack("<BBqq", v)
+            txn.put(key, struct.pack("<BBqq", ver, flags, inv - seconds if inv else 0,
+                                     msg - seconds if msg else 0))
+    finally:
+        env.close()
