@@ -289,7 +289,9 @@ static int read_txn(store_t *s, MDB_txn **t)
     return store_mdb_err(mdb_txn_begin(s->e->env, NULL, MDB_RDONLY, t));
 }
 
-int store_partner_get(store_t *s, const char *domain, partner_t *out)
+/* One record of a database keyed by normalised domain (partners, hosted). */
+static int get_by_domain(store_t *s, store_db_t db, const schema_t *sc, const char *domain,
+                         void *out)
 {
     char key[DOMAIN_BUF];
     MDB_txn *t;
@@ -299,9 +301,14 @@ int store_partner_get(store_t *s, const char *domain, partner_t *out)
     ret = read_txn(s, &t);
     if (ret)
         return ret;
-    ret = store_get_rec(s->e, t, DB_PARTNERS, key, &schema_partner, out);
+    ret = store_get_rec(s->e, t, db, key, sc, out);
     mdb_txn_abort(t);
     return ret;
+}
+
+int store_partner_get(store_t *s, const char *domain, partner_t *out)
+{
+    return get_by_domain(s, DB_PARTNERS, &schema_partner, domain, out);
 }
 
 static int find_in(store_env_t *e, MDB_txn *t, const char *key, partner_t *out)
@@ -731,17 +738,7 @@ int store_settings_modify(store_t *s, store_ctx_t *ctx, int (*edit)(settings_t *
 
 int store_hosted_get(store_t *s, const char *domain, hosted_t *out)
 {
-    char key[DOMAIN_BUF];
-    MDB_txn *t;
-    int ret = norm_key(domain, key, NULL, "domain");
-    if (ret)
-        return ret;
-    ret = read_txn(s, &t);
-    if (ret)
-        return ret;
-    ret = store_get_rec(s->e, t, DB_HOSTED, key, &schema_hosted, out);
-    mdb_txn_abort(t);
-    return ret;
+    return get_by_domain(s, DB_HOSTED, &schema_hosted, domain, out);
 }
 
 typedef struct {
