@@ -104,6 +104,12 @@ int web_api_only_members(web_req_t *req, const web_api_body_t *b, const char *co
     return 0;
 }
 
+int web_api_put_member(buf_t *b, const char *key, const char *value)
+{
+    int ret = json_put_raw(b, key);
+    return ret ? ret : json_put_string(b, value);
+}
+
 int web_api_put_messages(buf_t *b, const report_t *rep)
 {
     int ret = json_put_raw(b, ",\"messages\":[");
@@ -111,25 +117,16 @@ int web_api_put_messages(buf_t *b, const report_t *rep)
         const report_msg_t *m = &rep->msg[i];
         char line[REPORT_FIELD_MAX + REPORT_SUBJECT_MAX + REPORT_TEXT_MAX + 32];
         report_format(m, line, sizeof(line));
-        ret = json_put_raw(b, i ? ",{\"severity\":" : "{\"severity\":");
+        ret = web_api_put_member(
+            b, i ? ",{\"severity\":" : "{\"severity\":", report_severity_name(m->severity));
         if (!ret)
-            ret = json_put_string(b, report_severity_name(m->severity));
+            ret = web_api_put_member(b, ",\"field\":", m->field);
         if (!ret)
-            ret = json_put_raw(b, ",\"field\":");
+            ret = web_api_put_member(b, ",\"subject\":", m->subject);
         if (!ret)
-            ret = json_put_string(b, m->field);
+            ret = web_api_put_member(b, ",\"text\":", m->text);
         if (!ret)
-            ret = json_put_raw(b, ",\"subject\":");
-        if (!ret)
-            ret = json_put_string(b, m->subject);
-        if (!ret)
-            ret = json_put_raw(b, ",\"text\":");
-        if (!ret)
-            ret = json_put_string(b, m->text);
-        if (!ret)
-            ret = json_put_raw(b, ",\"line\":");
-        if (!ret)
-            ret = json_put_string(b, line);
+            ret = web_api_put_member(b, ",\"line\":", line);
         if (!ret)
             ret = json_put_raw(b, "}");
     }
@@ -273,17 +270,11 @@ int web_api_list_item(web_api_list_t *l, const void *obj)
 
 static int put_session(buf_t *b, const web_session_t *s, users_role_t role)
 {
-    int ret = json_put_raw(b, "{\"user\":");
+    int ret = web_api_put_member(b, "{\"user\":", s->user);
     if (!ret)
-        ret = json_put_string(b, s->user);
+        ret = web_api_put_member(b, ",\"role\":", users_role_name(role));
     if (!ret)
-        ret = json_put_raw(b, ",\"role\":");
-    if (!ret)
-        ret = json_put_string(b, users_role_name(role));
-    if (!ret)
-        ret = json_put_raw(b, ",\"csrf\":");
-    if (!ret)
-        ret = json_put_string(b, s->csrf);
+        ret = web_api_put_member(b, ",\"csrf\":", s->csrf);
     if (!ret)
         ret = json_put_raw(b, "}");
     return ret;

@@ -64,6 +64,8 @@ int web_api_list_item(web_api_list_t *l, const void *obj);
    NULL; STORE_ANY_REV when absent. FG_EPARSE, with the reason added to rep, when it is not a
    positive integer. */
 int web_api_revision(web_req_t *req, const web_api_body_t *b, uint64_t *rev, report_t *rep);
+/* Appends `key` as raw JSON text (e.g. ",\"field\":") then value as a JSON string. */
+int web_api_put_member(buf_t *b, const char *key, const char *value);
 /* Appends ,"messages":[...] with every message of the report (warnings shown by the page). */
 int web_api_put_messages(buf_t *b, const report_t *rep);
 /* The audit actor for the signed-in user: "web:<name>". */

@@ -212,9 +212,7 @@ static int list_access_cb(const char *key, bool value, void *arg)
     web_api_list_t *la = arg;
     int ret = la->n++ ? json_put_raw(la->b, ",") : 0;
     if (!ret)
-        ret = json_put_raw(la->b, "{\"key\":");
-    if (!ret)
-        ret = json_put_string(la->b, key);
+        ret = web_api_put_member(la->b, "{\"key\":", key);
     if (!ret)
         ret = json_put_raw(la->b, value ? ",\"value\":true}" : ",\"value\":false}");
     return ret;
@@ -324,17 +322,11 @@ static int audit_cb(const store_audit_t *a, void *arg)
              (long long)a->time_ms);
     int ret = json_put_raw(b, aa->i - 1 > aa->skip ? "," : "");
     if (!ret)
-        ret = json_put_raw(b, num);
+        ret = web_api_put_member(b, num, a->actor);
     if (!ret)
-        ret = json_put_string(b, a->actor);
+        ret = web_api_put_member(b, ",\"verb\":", a->verb);
     if (!ret)
-        ret = json_put_raw(b, ",\"verb\":");
-    if (!ret)
-        ret = json_put_string(b, a->verb);
-    if (!ret)
-        ret = json_put_raw(b, ",\"subject\":");
-    if (!ret)
-        ret = json_put_string(b, a->subject);
+        ret = web_api_put_member(b, ",\"subject\":", a->subject);
     /* before/after are JSON documents the store wrote (secrets removed); they are embedded. */
     if (!ret)
         ret = json_put_raw(b, ",\"before\":");
