@@ -161,9 +161,9 @@ const char *store_path(const store_t *s)
     return s->path;
 }
 
-static int get_settings(store_op_t *op, settings_t *st)
+int store_get_settings(store_env_t *e, MDB_txn *t, settings_t *st)
 {
-    int ret = store_get_rec(op->e, op->t, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings, st);
+    int ret = store_get_rec(e, t, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings, st);
     if (ret == FG_ENOTFOUND) {
         settings_defaults(st);
         ret = 0;
@@ -411,7 +411,7 @@ int store_tx_partner_put(store_op_t *op, partner_t *p, partner_t *old, store_put
     *before_json = *after_json = NULL;
     *changed = *created = false;
 
-    ret = get_settings(op, &st);
+    ret = store_get_settings(op->e, op->t, &st);
     if (ret)
         return ret;
     ret = partner_validate(p, st.connection_limit, rep);
@@ -642,11 +642,7 @@ int store_settings_get(store_t *s, settings_t *out)
     int ret = read_txn(s, &t);
     if (ret)
         return ret;
-    ret = store_get_rec(s->e, t, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings, out);
-    if (ret == FG_ENOTFOUND) {
-        settings_defaults(out);
-        ret = 0;
-    }
+    ret = store_get_settings(s->e, t, out);
     mdb_txn_abort(t);
     return ret;
 }
@@ -657,7 +653,7 @@ int store_tx_settings_put(store_op_t *op, settings_t *in, uint64_t expected_rev,
     settings_t old;
     *before = *after = NULL;
     *changed = false;
-    int ret = get_settings(op, &old);
+    int ret = store_get_settings(op->e, op->t, &old);
     if (ret)
         return ret;
     if (expected_rev != STORE_ANY_REV && old.revision != expected_rev) {
@@ -722,7 +718,7 @@ int store_settings_modify(store_t *s, store_ctx_t *ctx, int (*edit)(settings_t *
     int ret = store_op_begin(s, ctx, &op);
     if (ret)
         return ret;
-    ret = get_settings(&op, &st);
+    ret = store_get_settings(op.e, op.t, &st);
     if (!ret)
         ret = edit(&st, arg);
     if (!ret)

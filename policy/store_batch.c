@@ -516,11 +516,8 @@ int store_import_json(store_t *s, store_ctx_t *ctx, const char *json, size_t len
     if (settings >= 0) {
         settings_t st;
         char saved[REPORT_SUBJECT_MAX];
-        ret =
-            store_get_rec(b->op.e, b->op.t, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings, &st);
-        if (ret == FG_ENOTFOUND)
-            settings_defaults(&st);
-        else if (ret)
+        ret = store_get_settings(b->op.e, b->op.t, &st);
+        if (ret)
             goto out;
         snprintf(saved, sizeof(saved), "%s", rep ? rep->subject : "");
         report_set_subject(rep, "settings");
@@ -563,11 +560,7 @@ int store_export_json(store_t *s, unsigned flags, buf_t *out)
     int ret = p ? store_mdb_err(mdb_txn_begin(s->e->env, NULL, MDB_RDONLY, &t)) : -ENOMEM;
     if (ret)
         goto out;
-    ret = store_get_rec(s->e, t, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings, &st);
-    if (ret == FG_ENOTFOUND) {
-        settings_defaults(&st);
-        ret = 0;
-    }
+    ret = store_get_settings(s->e, t, &st);
     char head[96];
     snprintf(head, sizeof(head), "{\n  \"fedgate_store\": 1,\n  \"schema_version\": %d,\n",
              SCHEMA_VERSION);

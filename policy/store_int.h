@@ -76,6 +76,8 @@ int store_get_rec(store_env_t *e, MDB_txn *t, store_db_t db, const char *key, co
                   void *obj);
 int store_put_rec(store_env_t *e, MDB_txn *t, store_db_t db, const char *key, const schema_t *s,
                   const void *obj);
+/* The gateway settings in txn, or their defaults when they were never written. */
+int store_get_settings(store_env_t *e, MDB_txn *t, settings_t *st);
 int store_get_str(store_env_t *e, MDB_txn *t, store_db_t db, const char *key, MDB_val *v);
 int store_put_str(store_env_t *e, MDB_txn *t, store_db_t db, const char *key, const void *v,
                   size_t n);

@@ -444,12 +444,7 @@ static int build(policy_reader_t *r, cache_t **out)
     if (ret)
         goto fail;
     c->counter = meta_u64(r, "change_counter");
-    ret = store_get_rec(r->e, r->txn, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings,
-                        &c->settings);
-    if (ret == FG_ENOTFOUND) {
-        settings_defaults(&c->settings);
-        ret = 0;
-    }
+    ret = store_get_settings(r->e, r->txn, &c->settings);
     if (ret)
         goto fail;
 
@@ -544,12 +539,7 @@ static int patch(policy_reader_t *r, cache_t *c, uint64_t counter)
     }
     if (settings) {
         /* settings first: add_partner derives the effective connection limits from them */
-        ret = store_get_rec(r->e, r->txn, DB_SETTINGS, STORE_SETTINGS_KEY, &schema_settings,
-                            &c->settings);
-        if (ret == FG_ENOTFOUND) {
-            settings_defaults(&c->settings);
-            ret = 0;
-        }
+        ret = store_get_settings(r->e, r->txn, &c->settings);
         if (ret)
             goto out;
         for (size_t i = 0; i < c->npartners; i++)
