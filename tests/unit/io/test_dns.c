@@ -199,7 +199,8 @@ static int setup(void **state)
     wgroup_config_t cfg = {.nworkers = 1, .max_conns = 16, .on_start = on_start, .on_msg = on_msg};
     if (wgroup_create(&grp, &cfg) != 0 || wgroup_start(grp) != 0)
         return -1;
-    for (int i = 0; i < 100 && !atomic_load(&dns_ready); i++)
+    /* Up to 5 s: on a loaded machine the worker's resolver can take well over 1 s to start. */
+    for (int i = 0; i < 500 && !atomic_load(&dns_ready); i++)
         usleep(10000);
     return dns_real ? 0 : -1;
 }
