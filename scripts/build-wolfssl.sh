@@ -9,7 +9,7 @@ prefix=$deps/wolfssl
 opts="--enable-aesni --enable-intelasm --enable-sp --enable-sp-asm --enable-tls13 --enable-sni
   --enable-alpn --enable-session-ticket --enable-opensslextra --enable-certgen --enable-altcertchains
   --enable-curve25519 --enable-ed25519 --enable-chacha --enable-poly1305 --enable-certext
-  --enable-crl --enable-ocsp --enable-keylog-export=no --enable-static --enable-shared
+  --enable-crl --enable-ocsp --enable-static --enable-shared
   --disable-examples --disable-crypttests"
 stamp="$(echo "$opts" | tr -s ' \n' ' ' | md5sum | cut -c1-12)"
 if [ -f "$prefix/.fedgate-stamp" ] && [ "$(cat "$prefix/.fedgate-stamp")" = "$stamp" ]; then
