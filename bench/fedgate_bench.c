@@ -1,0 +1,920 @@
+/*
+ * fedgate-bench: load generator for a running fedgate. Opens N s2s streams from M partner domains
+ * (TLS + SASL EXTERNAL with a client certificate per partner domain), sends ~400-byte chat
+ * messages to a hosted domain whose route is a component, and is that component too (an XEP-0114
+ * sink that timestamps arrivals). Prints stanzas/s, gateway CPU per stanza and memory per stream
+ * from /proc/<gateway pid>, and end-to-end latency percentiles; a 1-stream baseline phase runs
+ * first in the same process so every number has a same-run reference. See docs/bench.md.
+ *
+ * Ownership: every connection, WOLFSSL object and buffer is owned by the bench_conn_t / global
+ * state below and freed at exit; threads only borrow them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "core/component.h"
+
+#define BENCH_MAX_STREAMS  8000
+#define BENCH_MAX_PARTNERS 256
+#define BENCH_RBUF         16384
+#define BENCH_HIST_US      200000 /* 1 µs buckets up to 200 ms; above goes to the last bucket */
+#define BENCH_PHASES       2
+
+typedef struct {
+    int fd;
+    WOLFSSL *ssl;
+    int partner;
+    char rbuf[BENCH_RBUF];
+    size_t rlen;
+} bench_conn_t;
+
+typedef struct {
+    const char *host;
+    int port;
+    int direct_tls;
+    int component_port;
+    const char *secret_file;
+    const char *domain;
+    const char *partner_fmt;
+    const char *cert_dir;
+    const char *ca;
+    int partners;
+    int streams;
+    double rate;
+    double duration;
+    double baseline_secs;
+    double baseline_rate;
+    int gateway_pid;
+    int threads;
+    int open_threads;
+    int size;
+} bench_opts_t;
+
+static bench_opts_t g_opt = {
+    .host = "127.0.0.1",
+    .port = 5269,
+    .component_port = 5347,
+    .domain = "gw.bench",
+    .partner_fmt = "p%d.bench",
+    .partners = 1,
+    .streams = 1,
+    .duration = 10,
+    .baseline_secs = 3,
+    .baseline_rate = 1000,
+    .threads = 1,
+    .open_threads = 8,
+    .size = 400,
+};
+
+static WOLFSSL_CTX *g_ctx[BENCH_MAX_PARTNERS];
+static bench_conn_t *g_conns;
+static atomic_int g_next_open;
+static atomic_int g_open_failed;
+
+/* Phase state shared between the senders, the sink and the main thread. */
+static atomic_int g_phase = -1; /* phase senders are sending in; -1: stopped */
+static atomic_int g_nstreams;   /* streams the senders use in this phase */
+static double g_phase_rate;     /* stanzas/s for the whole phase; 0: full speed */
+static atomic_uint_fast64_t g_sent[BENCH_PHASES];
+static atomic_uint_fast64_t g_recv[BENCH_PHASES];
+static atomic_uint_fast64_t g_last_arrival_ns[BENCH_PHASES];
+static atomic_uint_fast64_t g_send_errors;
+static uint32_t g_hist[BENCH_PHASES][BENCH_HIST_US + 1];
+static int g_sink_fd = -1;
+static char g_secret[256];
+static size_t g_secret_len;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
+                          .tv_nsec = (long)(ns % 1000000000ull)};
+    nanosleep(&ts, NULL);
+}
+
+/* Gateway CPU (utime + stime) in microseconds; -1 without a pid. */
+static int64_t gw_cpu_us(void)
+{
+    char path[64], buf[2048];
+    if (g_opt.gateway_pid <= 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/stat", g_opt.gateway_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* Fields after the command name, which may hold spaces: start after the last ')'. */
+    char *p = strrchr(buf, ')');
+    if (!p)
+        return -1;
+    unsigned long long ut = 0, st = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (int64_t)((ut + st) * 1000000ull / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+/* Gateway VmRSS in KiB; -1 without a pid. */
+static long gw_rss_kib(void)
+{
+    char path[64], line[256];
+    long kib = -1;
+    if (g_opt.gateway_pid <= 0)
+        return -1;
+    snprintf(path, sizeof path, "/proc/%d/status", g_opt.gateway_pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+static int tcp_connect(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int one = 1;
+    struct timeval tv = {.tv_sec = 15};
+    if (inet_pton(AF_INET, g_opt.host, &sa.sin_addr) != 1)
+        return -EINVAL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
+static int conn_write(bench_conn_t *c, const char *p, size_t n)
+{
+    if (c->ssl) {
+        int r = wolfSSL_write(c->ssl, p, (int)n);
+        return r == (int)n ? 0 : -EIO;
+    }
+    while (n) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads until one of the needles appears in what was read since the last call (blocking, with
+   the socket's 15 s timeout); keeps nothing after it because the handshake is lock-step. */
+static int conn_read_until(bench_conn_t *c, const char *n1, const char *n2)
+{
+    c->rlen = 0;
+    for (;;) {
+        if (c->rlen + 1 >= sizeof c->rbuf)
+            return -EMSGSIZE;
+        int r;
+        if (c->ssl)
+            r = wolfSSL_read(c->ssl, c->rbuf + c->rlen, (int)(sizeof c->rbuf - 1 - c->rlen));
+        else
+            r = (int)recv(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - 1 - c->rlen, 0);
+        if (r <= 0)
+            return -EIO;
+        c->rlen += (size_t)r;
+        c->rbuf[c->rlen] = 0;
+        if (strstr(c->rbuf, "<stream:error") || strstr(c->rbuf, "<failure"))
+            return -EPROTO;
+        if (strstr(c->rbuf, n1) || (n2 && strstr(c->rbuf, n2)))
+            return 0;
+    }
+}
+
+static void b64(const char *in, char *out)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t n = strlen(in), i = 0, o = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v =
+            (uint32_t)(uint8_t)in[i] << 16 | (uint32_t)(uint8_t)in[i + 1] << 8 | (uint8_t)in[i + 2];
+        out[o++] = t[v >> 18 & 63], out[o++] = t[v >> 12 & 63];
+        out[o++] = t[v >> 6 & 63], out[o++] = t[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)(uint8_t)in[i] << 16;
+        out[o++] = t[v >> 18 & 63], out[o++] = t[v >> 12 & 63], out[o++] = '=', out[o++] = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)(uint8_t)in[i] << 16 | (uint32_t)(uint8_t)in[i + 1] << 8;
+        out[o++] = t[v >> 18 & 63], out[o++] = t[v >> 12 & 63], out[o++] = t[v >> 6 & 63];
+        out[o++] = '=';
+    }
+    out[o] = 0;
+}
+
+static void partner_name(int i, char *out, size_t cap)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    snprintf(out, cap, g_opt.partner_fmt, i);
+#pragma GCC diagnostic pop
+}
+
+/* One s2s stream: (STARTTLS or direct TLS) + SASL EXTERNAL + restarted stream. */
+static int conn_open(bench_conn_t *c, int partner)
+{
+    char from[128], hdr[512], auth[512], authz[200];
+    int rc;
+    partner_name(partner, from, sizeof from);
+    snprintf(hdr, sizeof hdr,
+             "<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
+             "xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "
+             "from='%s' to='%s' version='1.0'>",
+             from, g_opt.domain);
+    c->partner = partner;
+    c->fd = tcp_connect(g_opt.port);
+    if (c->fd < 0)
+        return c->fd;
+    if (!g_opt.direct_tls) {
+        if ((rc = conn_write(c, hdr, strlen(hdr))) ||
+            (rc = conn_read_until(c, "</stream:features>", "<stream:features/>")))
+            return rc;
+        static const char st[] = "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+        if ((rc = conn_write(c, st, sizeof st - 1)) || (rc = conn_read_until(c, "<proceed", NULL)))
+            return rc;
+    }
+    c->ssl = wolfSSL_new(g_ctx[partner]);
+    if (!c->ssl)
+        return -ENOMEM;
+    wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, g_opt.domain,
+                   (unsigned short)strlen(g_opt.domain));
+    if (g_opt.direct_tls) {
+        char alpn[] = "xmpp-server";
+        wolfSSL_UseALPN(c->ssl, alpn, sizeof alpn - 1, WOLFSSL_ALPN_CONTINUE_ON_MISMATCH);
+    }
+    wolfSSL_set_fd(c->ssl, c->fd);
+    if (wolfSSL_connect(c->ssl) != WOLFSSL_SUCCESS)
+        return -EPROTO;
+    b64(from, authz);
+    snprintf(auth, sizeof auth,
+             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>%s</auth>",
+             authz);
+    if ((rc = conn_write(c, hdr, strlen(hdr))) ||
+        (rc = conn_read_until(c, "</stream:features>", "<stream:features/>")) ||
+        (rc = conn_write(c, auth, strlen(auth))) || (rc = conn_read_until(c, "<success", NULL)) ||
+        (rc = conn_write(c, hdr, strlen(hdr))) ||
+        (rc = conn_read_until(c, "</stream:features>", "<stream:features/>")))
+        return rc;
+    /* From here the senders use it non-blocking and only drain what the gateway sends. */
+    fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+    wolfSSL_set_using_nonblock(c->ssl, 1);
+    return 0;
+}
+
+static void conn_free(bench_conn_t *c)
+{
+    if (c->ssl)
+        wolfSSL_free(c->ssl);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->ssl = NULL;
+    c->fd = -1;
+}
+
+typedef struct {
+    int lo, hi;
+} open_range_t;
+
+static void *open_thread(void *arg)
+{
+    open_range_t *r = arg;
+    for (;;) {
+        int i = atomic_fetch_add(&g_next_open, 1);
+        if (i >= r->hi)
+            break;
+        int rc = conn_open(&g_conns[i], i % g_opt.partners);
+        if (rc) {
+            if (atomic_fetch_add(&g_open_failed, 1) < 5) {
+                g_conns[i].rbuf[g_conns[i].rlen < BENCH_RBUF ? g_conns[i].rlen : 0] = 0;
+                fprintf(stderr, "fedgate-bench: stream %d failed (%s): %.300s\n", i,
+                        strerror(rc < 0 ? -rc : EIO), g_conns[i].rbuf);
+            }
+            conn_free(&g_conns[i]);
+        }
+    }
+    return NULL;
+}
+
+/* Opens streams [lo, hi) with open_threads threads; returns the number that failed. */
+static int open_streams(int lo, int hi)
+{
+    pthread_t th[64];
+    open_range_t r = {lo, hi};
+    int n = g_opt.open_threads < 64 ? g_opt.open_threads : 64;
+    atomic_store(&g_next_open, lo);
+    atomic_store(&g_open_failed, 0);
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, open_thread, &r);
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    return atomic_load(&g_open_failed);
+}
+
+/* The stanza: a chat message with a body and three namespaced children, padded to --size bytes
+   through the body. The id carries the phase and the send time (CLOCK_MONOTONIC ns, hex) for the
+   sink; "fgb" never occurs elsewhere in the stanza. Returns the length. */
+static size_t stanza_build(char *out, size_t cap, int partner, int phase, uint64_t ts)
+{
+    char from[128];
+    partner_name(partner, from, sizeof from);
+    static const char kids[] = "<active xmlns='http://jabber.org/protocol/chatstates'/>"
+                               "<request xmlns='urn:xmpp:receipts'/>"
+                               "<markable xmlns='urn:xmpp:chat-markers:0'/></message>";
+    int n =
+        snprintf(out, cap,
+                 "<message type='chat' from='alice@%s' to='bob@%s' id='fgb%d%016" PRIx64 "'><body>",
+                 from, g_opt.domain, phase, ts);
+    size_t len = (size_t)n;
+    size_t want = (size_t)g_opt.size;
+    size_t fixed = len + strlen("</body>") + sizeof kids - 1;
+    size_t pad = want > fixed + 8 ? want - fixed : 8;
+    if (len + pad + 7 + sizeof kids >= cap)
+        pad = 8;
+    memset(out + len, 'x', pad);
+    len += pad;
+    memcpy(out + len, "</body>", 7);
+    len += 7;
+    memcpy(out + len, kids, sizeof kids - 1);
+    return len + sizeof kids - 1;
+}
+
+/* Discards whatever the gateway sent on this stream; reports a stream error once. */
+static void conn_drain(bench_conn_t *c)
+{
+    char buf[4096];
+    for (;;) {
+        int r = wolfSSL_read(c->ssl, buf, (int)sizeof buf - 1);
+        if (r <= 0)
+            return;
+        buf[r] = 0;
+        if (strstr(buf, "<stream:error") || strstr(buf, "type='error'") ||
+            strstr(buf, "type=\"error\""))
+            if (atomic_fetch_add(&g_send_errors, 1) < 3)
+                fprintf(stderr, "fedgate-bench: gateway sent: %.300s\n", buf);
+    }
+}
+
+/* Writes one stanza on a non-blocking stream, waiting for room (a retry must repeat the same
+   buffer, so it stays on this stream until it went out). */
+static int conn_send_stanza(bench_conn_t *c, const char *p, size_t n)
+{
+    for (;;) {
+        int r = wolfSSL_write(c->ssl, p, (int)n);
+        if (r == (int)n)
+            return 0;
+        int e = wolfSSL_get_error(c->ssl, r);
+        if (e != WOLFSSL_ERROR_WANT_WRITE && e != WOLFSSL_ERROR_WANT_READ)
+            return -EIO;
+        if (atomic_load(&g_phase) < 0)
+            return -ECANCELED;
+        struct pollfd pfd = {.fd = c->fd, .events = POLLOUT | POLLIN};
+        poll(&pfd, 1, 100);
+        if (pfd.revents & POLLIN)
+            conn_drain(c);
+    }
+}
+
+typedef struct {
+    int id;
+} send_arg_t;
+
+static void *send_thread(void *arg)
+{
+    int id = ((send_arg_t *)arg)->id;
+    char st[4096];
+    int phase;
+    while ((phase = atomic_load(&g_phase)) >= 0) {
+        int ns = atomic_load(&g_nstreams);
+        /* Streams id, id+T, id+2T, ... of the first ns belong to this thread. */
+        int mine = ns > id ? (ns - id + g_opt.threads - 1) / g_opt.threads : 0;
+        if (mine == 0)
+            break;
+        double rate = g_phase_rate > 0 ? g_phase_rate / g_opt.threads : 0;
+        uint64_t t0 = now_ns(), k = 0, drain_at = 0;
+        int cur = 0;
+        while (atomic_load(&g_phase) == phase) {
+            if (rate > 0) {
+                uint64_t due = t0 + (uint64_t)((double)k * 1e9 / rate), t = now_ns();
+                if (due > t) {
+                    uint64_t d = due - t;
+                    if (d > 60000)
+                        sleep_ns(d - 50000);
+                    continue;
+                }
+            }
+            bench_conn_t *c = &g_conns[id + cur * g_opt.threads];
+            if (++cur >= mine)
+                cur = 0;
+            if (c->ssl == NULL)
+                continue;
+            size_t n = stanza_build(st, sizeof st, c->partner, phase, now_ns());
+            if (conn_send_stanza(c, st, n) == 0)
+                atomic_fetch_add_explicit(&g_sent[phase], 1, memory_order_relaxed);
+            else if (atomic_load(&g_phase) == phase && atomic_fetch_add(&g_send_errors, 1) < 3)
+                fprintf(stderr, "fedgate-bench: send failed on a stream\n");
+            k++;
+            if (++drain_at >= (uint64_t)mine * 16) {
+                drain_at = 0;
+                for (int i = 0; i < mine; i++)
+                    if (g_conns[id + i * g_opt.threads].ssl)
+                        conn_drain(&g_conns[id + i * g_opt.threads]);
+            }
+        }
+    }
+    return NULL;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* The component sink: counts and timestamps every stanza the gateway delivers. */
+static void *sink_thread(void *arg)
+{
+    (void)arg;
+    static char buf[1 << 18];
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = recv(g_sink_fd, buf + len, sizeof buf - len, 0);
+        if (r <= 0) {
+            if (r < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            break;
+        }
+        uint64_t t = now_ns();
+        len += (size_t)r;
+        size_t i = 0;
+        for (; i + 20 <= len; i++) {
+            if (buf[i] != 'f' || buf[i + 1] != 'g' || buf[i + 2] != 'b')
+                continue;
+            int ph = buf[i + 3] - '0';
+            uint64_t ts = 0;
+            int ok = ph >= 0 && ph < BENCH_PHASES;
+            for (int j = 0; ok && j < 16; j++) {
+                int v = hexval(buf[i + 4 + j]);
+                ok = v >= 0;
+                ts = ts << 4 | (uint64_t)(v & 15);
+            }
+            if (!ok)
+                continue;
+            uint64_t us = t > ts ? (t - ts) / 1000 : 0;
+            g_hist[ph][us < BENCH_HIST_US ? us : BENCH_HIST_US]++;
+            atomic_fetch_add_explicit(&g_recv[ph], 1, memory_order_relaxed);
+            atomic_store_explicit(&g_last_arrival_ns[ph], t, memory_order_relaxed);
+            i += 19;
+        }
+        /* Keep the tail that may hold the start of a marker. */
+        size_t keep = len < 19 ? len : 19;
+        if (i < len - keep)
+            i = len - keep;
+        memmove(buf, buf + i, len - i);
+        len -= i;
+    }
+    fprintf(stderr, "fedgate-bench: component stream closed\n");
+    return NULL;
+}
+
+static int sink_connect(void)
+{
+    char hdr[512], id[128], hs[128], dig[SHA1_HEX_LEN + 1];
+    bench_conn_t *c = calloc(1, sizeof *c);
+    int rc = -EIO;
+    if (!c)
+        return -ENOMEM;
+    c->fd = tcp_connect(g_opt.component_port);
+    if (c->fd < 0) {
+        rc = c->fd;
+        goto out;
+    }
+    snprintf(hdr, sizeof hdr,
+             "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+             "xmlns:stream='http://etherx.jabber.org/streams' to='%s'>",
+             g_opt.domain);
+    if ((rc = conn_write(c, hdr, strlen(hdr))) || (rc = conn_read_until(c, " id=", NULL)))
+        goto out;
+    /* Wait for the whole header, then take id='...' or id="...". */
+    while (!strchr(strstr(c->rbuf, " id="), '>')) {
+        ssize_t r = recv(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - 1 - c->rlen, 0);
+        if (r <= 0 || c->rlen + (size_t)r + 1 >= sizeof c->rbuf)
+            goto out;
+        c->rlen += (size_t)r;
+        c->rbuf[c->rlen] = 0;
+    }
+    {
+        char *p = strstr(c->rbuf, " id=") + 4;
+        char q = *p++;
+        size_t n = 0;
+        while (p[n] && p[n] != q && n < sizeof id - 1)
+            n++;
+        memcpy(id, p, n);
+        id[n] = 0;
+    }
+    component_digest(id, g_secret, g_secret_len, dig);
+    snprintf(hs, sizeof hs, "<handshake>%s</handshake>", dig);
+    if ((rc = conn_write(c, hs, strlen(hs))) || (rc = conn_read_until(c, "<handshake", NULL)))
+        goto out;
+    struct timeval tv = {0};
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    g_sink_fd = c->fd;
+    c->fd = -1;
+    rc = 0;
+out:
+    if (rc)
+        fprintf(stderr, "fedgate-bench: component handshake failed: %.300s\n", c->rbuf);
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c);
+    return rc;
+}
+
+typedef struct {
+    double secs; /* from the first send to the last arrival */
+    uint64_t sent, recv;
+    double rate;                /* received stanzas/s */
+    double cpu_us;              /* gateway CPU µs per stanza; -1 unknown */
+    double cpu_pct;             /* gateway CPU as % of one core */
+    double p50, p99, p999, max; /* µs */
+} phase_result_t;
+
+static double hist_pct(const uint32_t *h, uint64_t total, double q)
+{
+    uint64_t want = (uint64_t)((double)total * q), acc = 0;
+    if (want >= total && total)
+        want = total - 1;
+    for (int i = 0; i <= BENCH_HIST_US; i++) {
+        acc += h[i];
+        if (acc > want)
+            return i;
+    }
+    return BENCH_HIST_US;
+}
+
+/* Runs one phase on the first `streams` streams; prints a progress line every second. */
+static void run_phase(int phase, int streams, double rate, double secs, phase_result_t *res)
+{
+    pthread_t th[64];
+    send_arg_t args[64];
+    int nt = g_opt.threads < 64 ? g_opt.threads : 64;
+    g_phase_rate = rate;
+    atomic_store(&g_nstreams, streams);
+    int64_t cpu0 = gw_cpu_us();
+    uint64_t t0 = now_ns();
+    atomic_store(&g_phase, phase);
+    for (int i = 0; i < nt; i++) {
+        args[i].id = i;
+        pthread_create(&th[i], NULL, send_thread, &args[i]);
+    }
+    uint64_t last_recv = 0;
+    int64_t last_cpu = cpu0;
+    for (int s = 1; s <= (int)(secs + 0.999); s++) {
+        uint64_t until = t0 + (uint64_t)(s * 1e9);
+        if (until > t0 + (uint64_t)(secs * 1e9))
+            until = t0 + (uint64_t)(secs * 1e9);
+        uint64_t t = now_ns();
+        if (until > t)
+            sleep_ns(until - t);
+        uint64_t rc = atomic_load(&g_recv[phase]);
+        int64_t cpu = gw_cpu_us();
+        fprintf(stderr,
+                "  [%s %2ds] sent %" PRIu64 " recv %" PRIu64 " (%" PRIu64
+                "/s) gateway CPU %.0f%%\n",
+                phase ? "run" : "baseline", s, (uint64_t)atomic_load(&g_sent[phase]), rc,
+                rc - last_recv, cpu >= 0 ? (double)(cpu - last_cpu) / 1e4 : -1.0);
+        last_recv = rc;
+        last_cpu = cpu;
+    }
+    atomic_store(&g_phase, -1);
+    for (int i = 0; i < nt; i++)
+        pthread_join(th[i], NULL);
+    /* Let what is in flight arrive (up to 3 s) so every sent stanza is counted. */
+    uint64_t sent = atomic_load(&g_sent[phase]);
+    for (int i = 0; i < 300 && atomic_load(&g_recv[phase]) < sent; i++)
+        sleep_ns(10000000);
+    int64_t cpu1 = gw_cpu_us();
+    res->sent = sent;
+    res->recv = atomic_load(&g_recv[phase]);
+    uint64_t last = atomic_load(&g_last_arrival_ns[phase]);
+    res->secs = (double)((last > t0 ? last : now_ns()) - t0) / 1e9;
+    res->rate = res->secs > 0 ? (double)res->recv / res->secs : 0;
+    res->cpu_us = cpu0 >= 0 && res->recv ? (double)(cpu1 - cpu0) / (double)res->recv : -1;
+    res->cpu_pct = cpu0 >= 0 ? (double)(cpu1 - cpu0) / (res->secs * 1e4) : -1;
+    res->p50 = hist_pct(g_hist[phase], res->recv, 0.50);
+    res->p99 = hist_pct(g_hist[phase], res->recv, 0.99);
+    res->p999 = hist_pct(g_hist[phase], res->recv, 0.999);
+    res->max = hist_pct(g_hist[phase], res->recv, 1.0);
+}
+
+static void print_result(const char *name, int streams, const phase_result_t *r)
+{
+    printf("%-9s %6d streams: %9.0f stanzas/s  sent %" PRIu64 " recv %" PRIu64
+           "  gateway %6.2f us/stanza (%5.1f%% of a core)  latency us p50 %.0f p99 %.0f p99.9 %.0f "
+           "max %.0f%s\n",
+           name, streams, r->rate, r->sent, r->recv, r->cpu_us, r->cpu_pct, r->p50, r->p99, r->p999,
+           r->max, r->max >= BENCH_HIST_US ? "+" : "");
+}
+
+static double ratio(double a, double b)
+{
+    return b > 0 ? a / b : 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: fedgate-bench --secret-file F --cert-dir DIR [--ca FILE] [--domain D]\n"
+            "         [--partner-fmt FMT] [--partners M] [--streams N] [--rate R] [--duration S]\n"
+            "         [--baseline-secs S] [--baseline-rate R] [--threads T] [--open-threads T]\n"
+            "         [--size BYTES] [--host IP] [--port P] [--direct-tls] [--component-port P]\n"
+            "         [--gateway-pid PID]\n");
+}
+
+static int load_opts(int argc, char **argv)
+{
+    static const struct option lo[] = {{"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"direct-tls", 0, 0, 'D'},
+                                       {"component-port", 1, 0, 'c'},
+                                       {"secret-file", 1, 0, 's'},
+                                       {"domain", 1, 0, 'd'},
+                                       {"partner-fmt", 1, 0, 'f'},
+                                       {"cert-dir", 1, 0, 'C'},
+                                       {"ca", 1, 0, 'a'},
+                                       {"partners", 1, 0, 'm'},
+                                       {"streams", 1, 0, 'n'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"duration", 1, 0, 't'},
+                                       {"baseline-secs", 1, 0, 'b'},
+                                       {"baseline-rate", 1, 0, 'B'},
+                                       {"gateway-pid", 1, 0, 'g'},
+                                       {"threads", 1, 0, 'T'},
+                                       {"open-threads", 1, 0, 'O'},
+                                       {"size", 1, 0, 'z'},
+                                       {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'H':
+            g_opt.host = optarg;
+            break;
+        case 'p':
+            g_opt.port = atoi(optarg);
+            break;
+        case 'D':
+            g_opt.direct_tls = 1;
+            break;
+        case 'c':
+            g_opt.component_port = atoi(optarg);
+            break;
+        case 's':
+            g_opt.secret_file = optarg;
+            break;
+        case 'd':
+            g_opt.domain = optarg;
+            break;
+        case 'f':
+            g_opt.partner_fmt = optarg;
+            break;
+        case 'C':
+            g_opt.cert_dir = optarg;
+            break;
+        case 'a':
+            g_opt.ca = optarg;
+            break;
+        case 'm':
+            g_opt.partners = atoi(optarg);
+            break;
+        case 'n':
+            g_opt.streams = atoi(optarg);
+            break;
+        case 'r':
+            g_opt.rate = atof(optarg);
+            break;
+        case 't':
+            g_opt.duration = atof(optarg);
+            break;
+        case 'b':
+            g_opt.baseline_secs = atof(optarg);
+            break;
+        case 'B':
+            g_opt.baseline_rate = atof(optarg);
+            break;
+        case 'g':
+            g_opt.gateway_pid = atoi(optarg);
+            break;
+        case 'T':
+            g_opt.threads = atoi(optarg);
+            break;
+        case 'O':
+            g_opt.open_threads = atoi(optarg);
+            break;
+        case 'z':
+            g_opt.size = atoi(optarg);
+            break;
+        default:
+            return -EINVAL;
+        }
+    }
+    if (!g_opt.secret_file || !g_opt.cert_dir || g_opt.partners < 1 ||
+        g_opt.partners > BENCH_MAX_PARTNERS || g_opt.streams < 1 ||
+        g_opt.streams > BENCH_MAX_STREAMS || g_opt.threads < 1 || g_opt.threads > 64 ||
+        g_opt.open_threads < 1 || g_opt.duration <= 0 || g_opt.duration > 3600 ||
+        g_opt.size < 100 || g_opt.size > 3000)
+        return -EINVAL;
+    return 0;
+}
+
+static int load_secret(void)
+{
+    FILE *f = fopen(g_opt.secret_file, "r");
+    if (!f)
+        return -errno;
+    g_secret_len = fread(g_secret, 1, sizeof g_secret - 1, f);
+    fclose(f);
+    /* fedgate-admin keeps the secret without the trailing newline of the file. */
+    while (g_secret_len &&
+           (g_secret[g_secret_len - 1] == '\n' || g_secret[g_secret_len - 1] == '\r'))
+        g_secret_len--;
+    g_secret[g_secret_len] = 0;
+    return 0;
+}
+
+static int load_ctx(void)
+{
+    for (int i = 0; i < g_opt.partners; i++) {
+        char name[128], crt[512], key[512];
+        partner_name(i, name, sizeof name);
+        snprintf(crt, sizeof crt, "%s/%s.crt", g_opt.cert_dir, name);
+        snprintf(key, sizeof key, "%s/%s.key", g_opt.cert_dir, name);
+        g_ctx[i] = wolfSSL_CTX_new(wolfTLS_client_method());
+        if (!g_ctx[i] || wolfSSL_CTX_use_certificate_chain_file(g_ctx[i], crt) != WOLFSSL_SUCCESS ||
+            wolfSSL_CTX_use_PrivateKey_file(g_ctx[i], key, WOLFSSL_FILETYPE_PEM) !=
+                WOLFSSL_SUCCESS) {
+            fprintf(stderr, "fedgate-bench: cannot load %s / %s\n", crt, key);
+            return -EINVAL;
+        }
+        wolfSSL_CTX_SetMinVersion(g_ctx[i], WOLFSSL_TLSV1_2);
+        if (g_opt.ca) {
+            if (wolfSSL_CTX_load_verify_locations(g_ctx[i], g_opt.ca, NULL) != WOLFSSL_SUCCESS) {
+                fprintf(stderr, "fedgate-bench: cannot load CA %s\n", g_opt.ca);
+                return -EINVAL;
+            }
+            wolfSSL_CTX_set_verify(g_ctx[i], WOLFSSL_VERIFY_PEER, NULL);
+        } else {
+            wolfSSL_CTX_set_verify(g_ctx[i], WOLFSSL_VERIFY_NONE, NULL);
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 1;
+    pthread_t sink;
+    phase_result_t base = {0}, run = {0};
+    struct rlimit rl;
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (load_opts(argc, argv)) {
+        usage();
+        return 2;
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if (rl.rlim_cur < (rlim_t)g_opt.streams + 64) {
+            fprintf(stderr, "fedgate-bench: fd limit %lu too low for %d streams\n",
+                    (unsigned long)rl.rlim_cur, g_opt.streams);
+            return 2;
+        }
+    }
+    if (load_secret()) {
+        fprintf(stderr, "fedgate-bench: cannot read %s\n", g_opt.secret_file);
+        return 2;
+    }
+    wolfSSL_Init();
+    g_conns = calloc((size_t)g_opt.streams, sizeof *g_conns);
+    if (!g_conns || load_ctx())
+        goto out;
+    for (int i = 0; i < g_opt.streams; i++)
+        g_conns[i].fd = -1;
+    if (sink_connect())
+        goto out;
+    pthread_create(&sink, NULL, sink_thread, NULL);
+    pthread_detach(sink);
+
+    /* Idle gateway CPU over one second, with only the component connected. */
+    int64_t c0 = gw_cpu_us();
+    sleep_ns(1000000000ull);
+    int64_t c1 = gw_cpu_us();
+    double idle_pct = c0 >= 0 ? (double)(c1 - c0) / 1e4 : -1;
+
+    /* Baseline: one stream, at --baseline-rate (0: full speed). */
+    if (open_streams(0, 1)) {
+        fprintf(stderr, "fedgate-bench: the baseline stream failed\n");
+        goto out;
+    }
+    printf("fedgate-bench: %s, %d-byte stanzas, %d partner domains, %d streams, %s, %d sender "
+           "thread(s)\n",
+           g_opt.direct_tls ? "direct TLS" : "STARTTLS", g_opt.size, g_opt.partners, g_opt.streams,
+           g_opt.rate > 0 ? "set rate" : "full speed", g_opt.threads);
+    printf("TLS: %s %s\n", wolfSSL_get_version(g_conns[0].ssl), wolfSSL_get_cipher(g_conns[0].ssl));
+    fprintf(stderr, "baseline: 1 stream, %.0f s at %s\n", g_opt.baseline_secs,
+            g_opt.baseline_rate > 0 ? "--baseline-rate" : "full speed");
+    run_phase(0, 1, g_opt.baseline_rate, g_opt.baseline_secs, &base);
+
+    /* Open the other N-1 streams; RSS delta per stream and establishments/s. */
+    long rss0 = gw_rss_kib();
+    uint64_t o0 = now_ns();
+    int failed = g_opt.streams > 1 ? open_streams(1, g_opt.streams) : 0;
+    double open_secs = (double)(now_ns() - o0) / 1e9;
+    sleep_ns(500000000ull);
+    long rss1 = gw_rss_kib();
+    int opened = g_opt.streams - 1 - failed;
+    int64_t c2 = gw_cpu_us();
+    sleep_ns(1000000000ull);
+    int64_t c3 = gw_cpu_us();
+    double idle_n_pct = c2 >= 0 ? (double)(c3 - c2) / 1e4 : -1;
+    if (failed)
+        fprintf(stderr, "fedgate-bench: %d of %d streams failed to open\n", failed,
+                g_opt.streams - 1);
+
+    fprintf(stderr, "run: %d streams, %.0f s at %s\n", g_opt.streams, g_opt.duration,
+            g_opt.rate > 0 ? "--rate" : "full speed");
+    run_phase(1, g_opt.streams, g_opt.rate, g_opt.duration, &run);
+
+    printf("\n");
+    printf("gateway idle CPU: %.2f%% of a core with the component only, %.2f%% with %d open "
+           "streams\n",
+           idle_pct, idle_n_pct, opened + 1);
+    if (opened > 0)
+        printf("streams opened: %d in %.2f s = %.0f/s (TCP + TLS + SASL EXTERNAL + restart, %d "
+               "opening threads)\n",
+               opened, open_secs, opened / open_secs, g_opt.open_threads);
+    if (rss0 > 0 && opened > 0)
+        printf("gateway memory: RSS %ld KiB -> %ld KiB, %.1f KiB per open stream\n", rss0, rss1,
+               (double)(rss1 - rss0) / opened);
+    print_result("baseline", 1, &base);
+    print_result("run", g_opt.streams, &run);
+    printf("ratio run/baseline: stanzas/s x%.2f, CPU/stanza x%.2f, p50 x%.2f, p99 x%.2f, p99.9 "
+           "x%.2f\n",
+           ratio(run.rate, base.rate), ratio(run.cpu_us, base.cpu_us), ratio(run.p50, base.p50),
+           ratio(run.p99, base.p99), ratio(run.p999, base.p999));
+    if (run.recv < run.sent)
+        printf("LOST: %" PRIu64 " stanzas sent in the run did not arrive\n", run.sent - run.recv);
+    rc = run.recv == run.sent && run.recv > 0 ? 0 : 1;
+out:
+    atomic_store(&g_phase, -1);
+    for (int i = 0; g_conns && i < g_opt.streams; i++)
+        conn_free(&g_conns[i]);
+    free(g_conns);
+    for (int i = 0; i < g_opt.partners; i++)
+        if (g_ctx[i])
+            wolfSSL_CTX_free(g_ctx[i]);
+    wolfSSL_Cleanup();
+    return rc;
+}

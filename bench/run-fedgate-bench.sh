@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Sets up a throw-away gateway (store, test PKI, fedgate on loopback), runs fedgate-bench against
+# it, prints the results and stops the gateway. Everything lives in a temporary directory that is
+# removed at the end.
+#
+# usage: bench/run-fedgate-bench.sh [--build DIR] [--workers N] [--partners M] [--cpus LIST]
+#                                   [-- fedgate-bench options...]
+#   --build DIR    build folder holding io/fedgate, admin/fedgate-admin, bench/fedgate-bench
+#                  (default: build)
+#   --workers N    fedgate worker threads (default 1)
+#   --partners M   partner domains p0.bench .. p<M-1>.bench, one certificate each (default 1)
+#   --gw-cpus L    taskset CPU list for the gateway (default: none); --bench-cpus L likewise
+# Every option after -- goes to fedgate-bench (e.g. --streams 1000 --rate 20000 --duration 10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=build workers=1 partners=1 gw_cpus="" bench_cpus=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --build) build=$2; shift 2 ;;
+    --workers) workers=$2; shift 2 ;;
+    --partners) partners=$2; shift 2 ;;
+    --gw-cpus) gw_cpus=$2; shift 2 ;;
+    --bench-cpus) bench_cpus=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+build=$(cd "$build" && pwd)
+fg=$build/io/fedgate admin=$build/admin/fedgate-admin bench=$build/bench/fedgate-bench
+for b in "$fg" "$admin" "$bench"; do
+    [ -x "$b" ] || { echo "missing $b (build it first)" >&2; exit 2; }
+done
+
+dir=$(mktemp -d /tmp/fedgate-bench.XXXXXX)
+gw_pid=""
+cleanup() {
+    if [ -n "$gw_pid" ]; then
+        kill -TERM "$gw_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$gw_pid" 2>/dev/null || true
+        wait "$gw_pid" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+# Free loopback ports, chosen by the kernel.
+ports=$(python3 -c 'import socket
+ss=[socket.socket() for _ in range(3)]
+[s.bind(("127.0.0.1",0)) for s in ss]
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+read -r s2s_port comp_port metrics_port <<<"$ports"
+
+# Test PKI: one CA, the hosted domain's certificate, one client+server certificate per partner.
+domain=gw.bench
+ossl() { openssl "$@" 2>/dev/null; }
+ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt"
+leaf() {
+    ossl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$1" \
+        -keyout "$dir/$1.key" -out "$dir/$1.csr"
+    printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$1" >"$dir/$1.ext"
+    ossl x509 -req -in "$dir/$1.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+        -days 2 -extfile "$dir/$1.ext" -out "$dir/$1.crt"
+}
+leaf "$domain"
+for i in $(seq 0 $((partners - 1))); do leaf "p$i.bench"; done
+(umask 077; head -c 18 /dev/urandom | base64 >"$dir/component.secret")
+
+store=$dir/store
+cli() { "$admin" --store "$store" "$@" >/dev/null; }
+cli init
+cli access set global true
+cli domain new "$domain" --cert "$dir/$domain.crt" --key "$dir/$domain.key" --route component \
+    --secret-file "$dir/component.secret"
+cli gateway set --listen-s2s "127.0.0.1:$s2s_port" --listen-s2s-tls "" \
+    --listen-component "127.0.0.1:$comp_port" --listen-metrics "127.0.0.1:$metrics_port" \
+    --resolver 127.0.0.1:53 --trust-anchors "$dir/ca.crt"
+for i in $(seq 0 $((partners - 1))); do
+    cli partner new "p$i.bench" --tls required --sasl required --dialback false --type federated
+done
+
+gw_cmd=("$fg" --store "$store" --workers "$workers" --log-level error)
+[ -n "$gw_cpus" ] && gw_cmd=(taskset -c "$gw_cpus" "${gw_cmd[@]}")
+"${gw_cmd[@]}" >"$dir/fedgate.log" 2>&1 &
+gw_pid=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$comp_port") 2>/dev/null && break
+    kill -0 "$gw_pid" 2>/dev/null || { cat "$dir/fedgate.log" >&2; exit 1; }
+    sleep 0.05
+done
+echo "fedgate pid $gw_pid, $workers worker(s), s2s 127.0.0.1:$s2s_port, component 127.0.0.1:$comp_port"
+
+bench_cmd=("$bench" --port "$s2s_port" --component-port "$comp_port" --domain "$domain"
+    --secret-file "$dir/component.secret" --cert-dir "$dir" --ca "$dir/ca.crt"
+    --partners "$partners" --gateway-pid "$gw_pid" "$@")
+[ -n "$bench_cpus" ] && bench_cmd=(taskset -c "$bench_cpus" "${bench_cmd[@]}")
+rc=0
+timeout 900 "${bench_cmd[@]}" || rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "fedgate-bench exit $rc; gateway log tail:" >&2
+    tail -20 "$dir/fedgate.log" >&2
+fi
+exit "$rc"
