@@ -36,13 +36,6 @@ def delta(before, after, rule):
     return after.get(rule, 0) - before.get(rule, 0)
 
 
-def counter(gw, name):
-    total = 0
-    for m in re.finditer(rf"^{name}(?:\{{[^}}]*\}})?\s+(\d+)", gwlab.metrics(gw), re.M):
-        total += int(m.group(1))
-    return total
-
-
 def ledger(store, env=None):
     """The ledger as `fedgate-admin ledger get --json` prints it (a list of entries)."""
     r = run([store.admin, "--store", store.dir, "ledger", "get", "--json"], check=False, env=env)
