@@ -446,10 +446,8 @@ static void on_stanza(gw_sess_t *s, const stream_action_t *a)
     if (!a->data || !a->from || !a->to)
         return;
     metrics_add(k->gw->metrics, k->idx, s->kind == STREAM_IN ? k->gw->m_in : k->gw->m_out, 1);
-    /* EnableLoggingAllMessageBodies: the only place stanza content is ever logged. */
-    if (policy_settings(k->pol)->log_message_bodies)
-        log_info("conn %llx %s %s: stanza %.*s", (unsigned long long)sess_cid(s), kind_name(s),
-                 s->remote, (int)(a->len > 4096 ? 4096 : a->len), (const char *)a->data);
+    /* Message content is logged in one place only: gw_ptype's audit line, which includes the
+       body only with EnableLoggingAllMessageBodies. */
     gw_route_stanza(k, a->from, a->to, a->data, a->len);
 }
 
