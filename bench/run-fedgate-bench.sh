@@ -10,10 +10,11 @@
 #   --workers N    fedgate worker threads (default 1)
 #   --partners M   partner domains p0.bench .. p<M-1>.bench, one certificate each (default 1)
 #   --gw-cpus L    taskset CPU list for the gateway (default: none); --bench-cpus L likewise
+#   --gw-args "A"  extra fedgate options, split on spaces (e.g. "--spin-us 0")
 # Every option after -- goes to fedgate-bench (e.g. --streams 1000 --rate 20000 --duration 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build workers=1 partners=1 gw_cpus="" bench_cpus=""
+build=build workers=1 partners=1 gw_cpus="" bench_cpus="" gw_args=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) build=$2; shift 2 ;;
@@ -21,6 +22,7 @@ while [ $# -gt 0 ]; do
     --partners) partners=$2; shift 2 ;;
     --gw-cpus) gw_cpus=$2; shift 2 ;;
     --bench-cpus) bench_cpus=$2; shift 2 ;;
+    --gw-args) gw_args=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -75,12 +77,14 @@ cli domain new "$domain" --cert "$dir/$domain.crt" --key "$dir/$domain.key" --ro
     --secret-file "$dir/component.secret"
 cli gateway set --listen-s2s "127.0.0.1:$s2s_port" --listen-s2s-tls "" \
     --listen-component "127.0.0.1:$comp_port" --listen-metrics "127.0.0.1:$metrics_port" \
-    --resolver 127.0.0.1:53 --trust-anchors "$dir/ca.crt"
+    --resolver 127.0.0.1:53 --trust-anchors "$dir/ca.crt" \
+    --connection-limit 19000 --partner-connection-limit 19000
 for i in $(seq 0 $((partners - 1))); do
     cli partner new "p$i.bench" --tls required --sasl required --dialback false --type federated
 done
 
-gw_cmd=("$fg" --store "$store" --workers "$workers" --log-level error)
+# shellcheck disable=SC2206
+gw_cmd=("$fg" --store "$store" --workers "$workers" --log-level error $gw_args)
 [ -n "$gw_cpus" ] && gw_cmd=(taskset -c "$gw_cpus" "${gw_cmd[@]}")
 "${gw_cmd[@]}" >"$dir/fedgate.log" 2>&1 &
 gw_pid=$!
@@ -89,7 +93,7 @@ for _ in $(seq 100); do
     kill -0 "$gw_pid" 2>/dev/null || { cat "$dir/fedgate.log" >&2; exit 1; }
     sleep 0.05
 done
-echo "fedgate pid $gw_pid, $workers worker(s), s2s 127.0.0.1:$s2s_port, component 127.0.0.1:$comp_port"
+echo "fedgate pid $gw_pid, $workers worker(s) ${gw_args:+($gw_args) }, s2s 127.0.0.1:$s2s_port, component 127.0.0.1:$comp_port"
 
 bench_cmd=("$bench" --port "$s2s_port" --component-port "$comp_port" --domain "$domain"
     --secret-file "$dir/component.secret" --cert-dir "$dir" --ca "$dir/ca.crt"
@@ -97,6 +101,11 @@ bench_cmd=("$bench" --port "$s2s_port" --component-port "$comp_port" --domain "$
 [ -n "$bench_cpus" ] && bench_cmd=(taskset -c "$bench_cpus" "${bench_cmd[@]}")
 rc=0
 timeout 900 "${bench_cmd[@]}" || rc=$?
+# The gateway's own stanza counters, to tell the generator's view from the gateway's.
+if command -v curl >/dev/null; then
+    curl -s --max-time 2 "http://127.0.0.1:$metrics_port/metrics" |
+        grep -E '^fedgate_(stanzas|streams|queue|handshake)[a-z_]*(\{[^}]*\})? [1-9]' | sed 's/^/gateway: /' || true
+fi
 if [ "$rc" -ne 0 ]; then
     echo "fedgate-bench exit $rc; gateway log tail:" >&2
     tail -20 "$dir/fedgate.log" >&2
