@@ -24,6 +24,10 @@ The expected method is what the row yields when both sides do their best:
   dialback mode, rows 13 15  dialback over TLS both ways
   plain mode                 dialback over plain TCP both ways
 
+Last, refusals for both peers (REFUSALS): the untrusted certificate under row 1 is refused
+inbound (our stream to it does SASL EXTERNAL), the partner without TLS under row 7 both ways; the
+sender gets the bounce and neither end reports an authenticated stream in that direction.
+
 Prints per-row timings and a final table; exits 1 naming every case that differs (expected
 failures listed in XFAIL are printed with their reason and do not fail the run), 77 when a package
 or a binary is missing.
@@ -70,6 +74,13 @@ EXPECT = {
 
 PEERS = ("prosody", "ejabberd")
 MODES = ("sasl", "dialback", "plain")
+
+# Refusals, run once after the matrix (a refused ejabberd stream delays that domain's next
+# attempts): mode -> (row, expected in, expected out). An untrusted certificate under row 1
+# (SASL Required, dialback dead) is refused inbound, while our stream to it does SASL EXTERNAL;
+# a partner without TLS under row 7 (TLS Required) is refused both ways.
+REFUSED = "refused"
+REFUSALS = {"dialback": (1, REFUSED, SASL), "plain": (7, REFUSED, REFUSED)}
 
 # (row, peer, mode, direction) -> reason, for cases a known gateway bug keeps from passing.
 XFAIL = {}
@@ -170,6 +181,103 @@ def traffic_out(user, comp, tag):
     comp.wait_presence(frm=user.jid, ptype="subscribed", timeout=12)
 
 
+def restart_gateway(lab, gw, store, fg, state, what):
+    """Fresh streams: fedgate closes its streams with <system-shutdown/> on SIGTERM."""
+    if state.get("comp"):
+        state["comp"].disconnect()
+    if state.get("proc"):
+        rc = lab.stop_process(state["proc"])
+        assert rc == 0, f"{what}: fedgate exited with {rc} on SIGTERM"
+    proc = gwlab.start_gateway(lab, fg, store)
+    comp = lab.component(GW, gwlab.COMPONENT_SECRET, gw.component_port)
+    state.update(proc=proc, comp=comp)
+    return proc, comp
+
+
+def wait_fresh(servers, setups, what):
+    """Prosody's side is read from its live sessions: let the previous ones go first."""
+    for key in setups:
+        srv = servers[key]
+        if srv.kind == "prosody" and not prosody_idle(srv):
+            print(f"note: {what}: {srv.domain} still lists s2s sessions with {GW} 5 s after "
+                  "fedgate's restart", flush=True)
+
+
+def check_methods(c, srv, gw, proc, since_gw, since_srv):
+    """Compare the methods both ends report for case c with c.expected; for REFUSED, neither end
+    may report an authenticated stream in that direction."""
+    partner = domain(c.peer, c.mode)
+    # The lab names the partner's side of our "in" stream "out" and the reverse.
+    pdir = "out" if c.direction == "in" else "in"
+    want = None if c.expected == REFUSED else c.expected
+    want_set = set() if want is None else {want}
+    wait = 1.5 if want is None else 4  # a refusal is a non-event: wait for late log lines only
+    got = wait_for(lambda: (lambda v: (want is not None and v == want, v))(
+        partner_method(srv, pdir, since_srv)), wait)
+    c.partner_obs = got[1] if got[1] is not None else ("none" if want is None else None)
+    gm, gl = wait_for(lambda: (lambda v: (want is not None and v[0] == want_set and v[1] == want_set, v))(
+        gateway_methods(gw, proc, since_gw, partner, c.direction)), 2 if want else 0)[1]
+    c.gw_obs = ",".join(sorted(x or "?" for x in gm)) or "none"
+    if gm != gl:
+        c.gw_obs += f" (log: {','.join(sorted(x or '?' for x in gl)) or 'none'})"
+    if got[1] != want:
+        c.fail(f"{srv.domain} reports {got[1]}, expected {c.expected}")
+    if gm != want_set or gl != want_set:
+        c.fail(f"fedgate reports {sorted(gm)} in /metrics and {sorted(gl)} in its log, "
+               f"expected {c.expected}")
+    if c.result is None:
+        c.result = "ok"
+    if c.result == "FAIL" and c.key in XFAIL:
+        c.result, c.detail = "XFAIL", f"{XFAIL[c.key]} (saw: {c.detail})"
+    if c.result == "FAIL":
+        print(f"FAIL {c.name()}: {c.detail}", flush=True)
+        print(f"  --- fedgate log for {partner} (tail):", flush=True)
+        for line in [x for x in gwlab.log_text(proc)[since_gw:].splitlines() if partner in x][-12:]:
+            print(f"  {line}", flush=True)
+
+
+def run_refusals(lab, gw, store, fg, servers, users, state):
+    t = time.monotonic()
+    cases, setups = [], []
+    for peer in PEERS:
+        for mode, (row, exp_in, exp_out) in REFUSALS.items():
+            tls, sasl, db = ROWS[row]
+            store.cli("partner", "set", domain(peer, mode), "--tls", tls, "--sasl", sasl, "--dialback", db)
+            setups.append((peer, mode))
+            cases.append(Case(row, peer, mode, "in", exp_in))
+            cases.append(Case(row, peer, mode, "out", exp_out))
+    proc, comp = restart_gateway(lab, gw, store, fg, state, "refusals")
+    since_gw = len(gwlab.log_text(proc))
+    since_srv = {k: servers[k].log_mark() for k in setups}
+    wait_fresh(servers, setups, "refusals")
+    # Everything is sent first and awaited after: the partners' bounces take their own time.
+    for c in cases:
+        user, tag = users[(c.peer, c.mode)], f"x{c.row}-{c.peer[0]}{c.mode[0]}-{c.direction}"
+        if c.direction == "in":
+            user.send_message(f"{tag}@{GW}", f"hi {tag}")
+        else:
+            comp.send_message(user.jid, f"hello {tag}", mfrom=f"{tag}@{GW}")
+    for c in cases:
+        user, tag = users[(c.peer, c.mode)], f"x{c.row}-{c.peer[0]}{c.mode[0]}-{c.direction}"
+        try:
+            if c.direction == "in" and c.expected == REFUSED:
+                user.wait_error(frm=f"{tag}@{GW}", timeout=20)
+                assert f"hi {tag}" not in str(comp.inbox), "the refused message reached the component"
+            elif c.direction == "in":
+                comp.wait_message(frm=user.jid, body=f"hi {tag}", timeout=12)
+            elif c.expected == REFUSED:
+                comp.wait_error(frm=user.jid, timeout=20)
+            else:
+                user.wait_message(frm=f"{tag}@{GW}", body=f"hello {tag}", timeout=12)
+        except Exception as e:
+            c.fail(f"{'bounce' if c.expected == REFUSED else 'delivery'}: {type(e).__name__}: {e}")
+    for c in cases:
+        check_methods(c, servers[(c.peer, c.mode)], gw, proc, since_gw, since_srv[(c.peer, c.mode)])
+    step(f"refusals (rows {', '.join(str(r[0]) for r in REFUSALS.values())}): {len(cases)} cases in "
+         f"{time.monotonic() - t:.2f} s")
+    return cases
+
+
 def run_row(lab, gw, store, fg, row, servers, users, state):
     t = time.monotonic()
     tls, sasl, db = ROWS[row]
@@ -183,23 +291,10 @@ def run_row(lab, gw, store, fg, row, servers, users, state):
     setups = sorted({(c.peer, c.mode) for c in cases})
     for peer, mode in setups:
         store.cli("partner", "set", domain(peer, mode), "--tls", tls, "--sasl", sasl, "--dialback", db)
-    # Fresh streams for the row: fedgate closes its streams with <system-shutdown/> on SIGTERM.
-    if state.get("comp"):
-        state["comp"].disconnect()
-    if state.get("proc"):
-        rc = lab.stop_process(state["proc"])
-        assert rc == 0, f"row {row}: fedgate exited with {rc} on SIGTERM"
-    proc = gwlab.start_gateway(lab, fg, store)
+    proc, comp = restart_gateway(lab, gw, store, fg, state, f"row {row}")
     since_gw = len(gwlab.log_text(proc))
-    comp = lab.component(GW, gwlab.COMPONENT_SECRET, gw.component_port)
-    state.update(proc=proc, comp=comp)
     since_srv = {(p, m): servers[(p, m)].log_mark() for p, m in setups}
-    # Prosody's side is read from its live sessions: let the previous row's ones go first.
-    for peer, mode in setups:
-        srv = servers[(peer, mode)]
-        if srv.kind == "prosody" and not prosody_idle(srv):
-            print(f"note: row {row}: {srv.domain} still lists s2s sessions with {GW} 5 s after "
-                  "fedgate's restart", flush=True)
+    wait_fresh(servers, setups, f"row {row}")
     by_key = {c.key: c for c in cases}
     for peer, mode in setups:
         user, tag = users[(peer, mode)], f"r{row}-{peer[0]}{mode[0]}"
@@ -210,32 +305,7 @@ def run_row(lab, gw, store, fg, row, servers, users, state):
             except Exception as e:  # a timeout names the stanza that did not arrive
                 c.fail(f"round trip: {type(e).__name__}: {e}")
     for c in cases:
-        srv = servers[(c.peer, c.mode)]
-        # The lab names the partner's side of our "in" stream "out" and the reverse.
-        pdir = "out" if c.direction == "in" else "in"
-        got = wait_for(lambda: (lambda v: (v == c.expected, v))(
-            partner_method(srv, pdir, since_srv[(c.peer, c.mode)])), 4)
-        c.partner_obs = got[1]
-        partner = domain(c.peer, c.mode)
-        gm, gl = wait_for(lambda: (lambda v: (v[0] == {c.expected} and v[1] == {c.expected}, v))(
-            gateway_methods(gw, proc, since_gw, partner, c.direction)), 2)[1]
-        c.gw_obs = ",".join(sorted(x or "?" for x in gm)) or "none"
-        if gm != gl:
-            c.gw_obs += f" (log: {','.join(sorted(x or '?' for x in gl)) or 'none'})"
-        if c.partner_obs != c.expected:
-            c.fail(f"{srv.domain} reports {c.partner_obs}, expected {c.expected}")
-        if gm != {c.expected} or gl != {c.expected}:
-            c.fail(f"fedgate reports {sorted(gm)} in /metrics and {sorted(gl)} in its log, "
-                   f"expected {c.expected}")
-        if c.result is None:
-            c.result = "ok"
-        if c.result == "FAIL" and c.key in XFAIL:
-            c.result, c.detail = "XFAIL", f"{XFAIL[c.key]} (saw: {c.detail})"
-        if c.result == "FAIL":
-            print(f"FAIL {c.name()}: {c.detail}", flush=True)
-            print(f"  --- fedgate log for {partner} (tail):", flush=True)
-            for line in [x for x in gwlab.log_text(proc)[since_gw:].splitlines() if partner in x][-12:]:
-                print(f"  {line}", flush=True)
+        check_methods(c, servers[(c.peer, c.mode)], gw, proc, since_gw, since_srv[(c.peer, c.mode)])
     step(f"row {row:2d} ({tls}/{sasl}/{db}): {len(cases)} cases in {time.monotonic() - t:.2f} s")
     return cases
 
@@ -276,6 +346,13 @@ def main():
                 print(f"FAIL row {row}: the row could not run", flush=True)
                 results.append(Case(row, "-", "-", "-", "-"))
                 results[-1].result, results[-1].detail = "FAIL", "row aborted"
+        try:
+            results += run_refusals(lab, gw, store, fg, servers, users, state)
+        except Exception:
+            traceback.print_exc()
+            print("FAIL refusals: could not run", flush=True)
+            results.append(Case(0, "-", "-", "-", "-"))
+            results[-1].result, results[-1].detail = "FAIL", "refusals aborted"
         if state.get("comp"):
             state["comp"].disconnect()
         if state.get("proc"):
