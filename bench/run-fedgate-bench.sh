@@ -12,6 +12,7 @@
 #   --gw-cpus L    taskset CPU list for the gateway (default: none); --bench-cpus L likewise
 #   --gw-args "A"  extra fedgate options, split on spaces (e.g. "--spin-us 0")
 # Every option after -- goes to fedgate-bench (e.g. --streams 1000 --rate 20000 --duration 10).
+# FEDGATE_BENCH=PATH runs another fedgate-bench binary (e.g. a sanitizer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build workers=1 partners=1 gw_cpus="" bench_cpus="" gw_args=""
@@ -28,13 +29,14 @@ while [ $# -gt 0 ]; do
     esac
 done
 build=$(cd "$build" && pwd)
-fg=$build/io/fedgate admin=$build/admin/fedgate-admin bench=$build/bench/fedgate-bench
+fg=$build/io/fedgate admin=$build/admin/fedgate-admin bench=${FEDGATE_BENCH:-$build/bench/fedgate-bench}
 for b in "$fg" "$admin" "$bench"; do
     [ -x "$b" ] || { echo "missing $b (build it first)" >&2; exit 2; }
 done
 
 dir=$(mktemp -d /tmp/fedgate-bench.XXXXXX)
 gw_pid=""
+# shellcheck disable=SC2317  # invoked through the trap
 cleanup() {
     if [ -n "$gw_pid" ]; then
         kill -TERM "$gw_pid" 2>/dev/null || true
