@@ -221,6 +221,11 @@ def check_methods(c, srv, gw, proc, since_gw, since_srv):
     c.gw_obs = ",".join(sorted(x or "?" for x in gm)) or "none"
     if gm != gl:
         c.gw_obs += f" (log: {','.join(sorted(x or '?' for x in gl)) or 'none'})"
+    if want is None:  # show why fedgate closed the partner's streams, for the reader
+        why = re.findall(rf"conn \S+ {c.direction} {re.escape(partner)}: closed \(([\w-]+)",
+                         gwlab.log_text(proc)[since_gw:])
+        if why:
+            c.gw_obs += f" ({why[-1]})"
     if got[1] != want:
         c.fail(f"{srv.domain} reports {got[1]}, expected {c.expected}")
     if gm != want_set or gl != want_set:
