@@ -1,5 +1,7 @@
 #include "admin/cli_store.h"
 
+#include "admin/cli_streams.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -365,23 +367,101 @@ static int keep_last(const store_audit_t *e, void *arg)
 
 static const cli_opt_t status_opts[] = {
     {"json", CLI_OPT_FLAG, NULL, "print one JSON object"},
+    {"no-streams", CLI_OPT_FLAG, NULL, "do not ask the running gateway for its stream table"},
     {"help", CLI_OPT_FLAG, NULL, "show this help"},
     {NULL, 0, NULL, NULL},
 };
+
+/* ---- the running gateway's stream table (status) ---- */
+
+typedef struct {
+    bool json;
+    size_t n;
+} streams_out_t;
+
+static void print_stream_row(const cli_stream_row_t *r, void *ctx)
+{
+    streams_out_t *o = ctx;
+    char since[48] = "?";
+    format_time((int64_t)r->since * 1000, since, sizeof(since));
+    if (o->json) {
+        const char *keys[] = {"id", "dir", "partner", "local", "remote", "state", "auth", "tls"};
+        const char *vals[] = {r->id,     r->dir,   r->partner, r->local,
+                              r->remote, r->state, r->auth,    r->tls};
+        printf("%s{", o->n ? "," : "");
+        for (int i = 0; i < 8; i++) {
+            printf("%s\"%s\":", i ? "," : "", keys[i]);
+            cli_json_string(stdout, vals[i]);
+        }
+        printf(",\"since\":\"%s\"}", since);
+    } else {
+        if (!o->n)
+            printf("\n%-16s %-9s %-24s %-24s %-24s %-8s %-13s %-8s %s\n", "Id", "Direction",
+                   "Partner", "Local", "Remote", "State", "Auth", "TLS", "Since");
+        printf("%-16s %-9s %-24s %-24s %-24s %-8s %-13s %-8s %s\n", r->id, r->dir, r->partner,
+               r->local, r->remote, r->state, r->auth, r->tls, since);
+    }
+    o->n++;
+}
+
+/* Asks the gateway serving this store (its metrics listener) for its metrics page. *addr is the
+   listener ("" when off). A gateway that is not running is a state to report, not an error of
+   the verb. */
+static int fetch_gateway(store_t *s, settings_t *st, const char **addr, buf_t *page)
+{
+    buf_init(page, 0);
+    *addr = store_settings_get(s, st) == 0 ? st->listen_metrics : "";
+    return (*addr)[0] ? cli_streams_fetch(*addr, 1000, page) : FG_ENOTFOUND;
+}
+
+static void json_gateway(const char *addr, int rc, const buf_t *page)
+{
+    printf(",\"gateway\":{\"metrics\":");
+    cli_json_string(stdout, addr);
+    printf(",\"running\":%s", rc == 0 ? "true" : "false");
+    if (rc == 0) {
+        streams_out_t o = {true, 0};
+        printf(",\"streams\":[");
+        cli_streams_parse((const char *)page->data, page->len, print_stream_row, &o);
+        printf("]");
+    }
+    printf("}");
+}
+
+static void list_gateway(cli_list_t *l, const char *addr, int rc, const buf_t *page)
+{
+    if (!addr[0]) {
+        cli_list_add(l, "Gateway", "unknown (the metrics listener is off)");
+    } else if (rc != 0) {
+        cli_list_add(l, "Gateway", "not answering on %s (%s)", addr, fg_strerror(rc));
+    } else {
+        size_t n = cli_streams_parse((const char *)page->data, page->len, NULL, NULL);
+        cli_list_add(l, "Gateway", "running, metrics on %s, %zu open stream%s", addr, n,
+                     n == 1 ? "" : "s");
+    }
+}
 
 int cli_status_main(int argc, char **argv, const char *store_path)
 {
     cli_args_t a;
     store_t *s = NULL;
+    settings_t st;
+    buf_t page;
+    const char *addr = "";
+    int grc = FG_ENOTFOUND;
+    buf_init(&page, 0);
     int ret = cli_args_parse(&a, status_opts, argc - 1, argv + 1);
     if (ret)
         return ret;
     if (cli_args_flag(&a, "help")) {
-        cli_print_help(stdout, "status [--json]",
-                       "Store path, schema version, change counter, last change and counts.",
-                       status_opts);
+        cli_print_help(
+            stdout, "status [--json]",
+            "Store path, schema version, change counter, last change, counts, and the running\n"
+            "gateway's open streams (read from its metrics listener).",
+            status_opts);
         return 0;
     }
+    bool streams = !cli_args_flag(&a, "no-streams");
     if (a.n_pos)
         return cli_fail(CLI_EXIT_USAGE, "status takes no arguments");
     ret = cli_store_open(store_path, CLI_STORE_READ, &s);
@@ -414,6 +494,8 @@ int cli_status_main(int argc, char **argv, const char *store_path)
         ret = cli_finish(rc, NULL, store_path);
         goto out;
     }
+    if (streams)
+        grc = fetch_gateway(s, &st, &addr, &page);
     char when[48] = "never";
     if (last.seq)
         format_time(last.time_ms, when, sizeof(when));
@@ -431,10 +513,13 @@ int cli_status_main(int argc, char **argv, const char *store_path)
             cli_json_string(stdout, last.verb);
             printf(",\"subject\":");
             cli_json_string(stdout, last.subject);
-            printf("}}\n");
+            printf("}");
         } else {
-            printf("null}\n");
+            printf("null");
         }
+        if (streams)
+            json_gateway(addr, grc, &page);
+        printf("}\n");
         goto out;
     }
     cli_list_t l = {0};
@@ -450,8 +535,15 @@ int cli_status_main(int argc, char **argv, const char *store_path)
     cli_list_add(&l, "Partners", "%zu", partners.n);
     cli_list_add(&l, "HostedDomains", "%zu", hosted.n);
     cli_list_add(&l, "EnableXmppAccess", "%s (global)", global ? "True" : "False");
+    if (streams)
+        list_gateway(&l, addr, grc, &page);
     cli_list_print(&l, stdout);
+    if (streams && grc == 0) {
+        streams_out_t o = {false, 0};
+        cli_streams_parse((const char *)page.data, page.len, print_stream_row, &o);
+    }
 out:
+    buf_free(&page);
     store_close(s);
     return ret;
 }
