@@ -644,6 +644,11 @@ static void run_phase(int phase, int streams, double rate, double secs, phase_re
     for (int i = 0; i < 300 && atomic_load(&g_recv[phase]) < sent; i++)
         sleep_ns(10000000);
     int64_t cpu1 = gw_cpu_us();
+    if (cpu0 >= 0 && cpu1 < 0) {
+        printf("GATEWAY GONE: pid %d disappeared during the %s phase\n", g_opt.gateway_pid,
+               phase ? "run" : "baseline");
+        cpu0 = -1;
+    }
     res->sent = sent;
     res->recv = atomic_load(&g_recv[phase]);
     uint64_t last = atomic_load(&g_last_arrival_ns[phase]);

@@ -103,6 +103,12 @@ bench_cmd=("$bench" --port "$s2s_port" --component-port "$comp_port" --domain "$
 [ -n "$bench_cpus" ] && bench_cmd=(taskset -c "$bench_cpus" "${bench_cmd[@]}")
 rc=0
 timeout 900 "${bench_cmd[@]}" || rc=$?
+if ! kill -0 "$gw_pid" 2>/dev/null; then
+    st=0; wait "$gw_pid" || st=$?
+    echo "fedgate (pid $gw_pid) is gone, exit status $st (>128: killed by signal $((st - 128)))" >&2
+    gw_pid=""
+    [ "$rc" -eq 0 ] && rc=1
+fi
 # The gateway's own stanza counters, to tell the generator's view from the gateway's.
 if command -v curl >/dev/null; then
     curl -s --max-time 2 "http://127.0.0.1:$metrics_port/metrics" |
