@@ -11,6 +11,14 @@ from lab import LabSkip, find_binary, run
 
 COMPONENT_SECRET = "component-secret"
 
+# Start of the test run: the tests import this module first thing, so step() times from there.
+T0 = time.monotonic()
+
+
+def step(msg):
+    """A progress line stamped with the seconds since the test started."""
+    print(f"[{time.monotonic() - T0:6.2f} s] {msg}", flush=True)
+
 
 def binaries():
     fg, admin = find_binary("fedgate"), find_binary("fedgate-admin")
@@ -97,6 +105,18 @@ def presence_round_trip(user, comp, local="bob@gw.example", timeout=15):
     user.wait_presence(frm=local, ptype="subscribed", timeout=timeout)
     comp.subscribe(user.jid, mfrom=local)
     comp.wait_presence(frm=user.jid, ptype="subscribed", timeout=timeout)
+
+
+def round_trip(user, comp, tag, timeout=None):
+    """A message each way between a partner user and bob@gw.example, then a presence
+    subscription both ways with bob-<tag>@gw.example; timeout (seconds) bounds each message wait,
+    the client's default when None."""
+    wait = {} if timeout is None else {"timeout": timeout}
+    user.send_message("bob@gw.example", f"hi {tag}")
+    comp.wait_message(frm=user.jid, body=f"hi {tag}", **wait)
+    comp.send_message(user.jid, f"hello {tag}", mfrom="bob@gw.example")
+    user.wait_message(frm="bob@gw.example", body=f"hello {tag}", **wait)
+    presence_round_trip(user, comp, local=f"bob-{tag}@gw.example")
 
 
 # A minimal partner a.example speaking s2s by hand (STARTTLS + SASL EXTERNAL), for tests that

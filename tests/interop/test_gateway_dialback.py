@@ -19,26 +19,12 @@ Exit 0 on success, 1 on failure, 77 when a package or a binary is missing.
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
 import gwlab  # noqa: E402
-
-T0 = time.monotonic()
-
-
-def step(msg):
-    print(f"[{time.monotonic() - T0:6.2f} s] {msg}", flush=True)
-
-
-def round_trip(user, comp, tag):
-    user.send_message(f"bob@gw.example", f"hi {tag}")
-    comp.wait_message(frm=user.jid, body=f"hi {tag}")
-    comp.send_message(user.jid, f"hello {tag}", mfrom="bob@gw.example")
-    user.wait_message(frm="bob@gw.example", body=f"hello {tag}")
-    gwlab.presence_round_trip(user, comp, local=f"bob-{tag}@gw.example")
+from gwlab import step  # noqa: E402
 
 
 def main():
@@ -69,7 +55,7 @@ def main():
         step("fedgate and component up")
 
         bea = b.client("bea")
-        round_trip(bea, comp, "b")
+        gwlab.round_trip(bea, comp, "b")
         assert b.wait_auth("gw.example", "out", expect="dialback_tls") == "dialback_tls"
         assert b.wait_auth("gw.example", "in", expect="dialback_tls") == "dialback_tls"
         gwlab.wait_log(proc, "b.example -> gw.example authenticated (dialback-tls")
@@ -77,7 +63,7 @@ def main():
         step("b.example: round trip, dialback over TLS both ways")
 
         cid = c.client("cid")
-        round_trip(cid, comp, "c")
+        gwlab.round_trip(cid, comp, "c")
         assert c.wait_auth("gw.example", "out", expect="dialback_plain") == "dialback_plain"
         assert c.wait_auth("gw.example", "in", expect="dialback_plain") == "dialback_plain"
         gwlab.wait_log(proc, "c.example -> gw.example authenticated (dialback-tcp")
@@ -101,7 +87,7 @@ def main():
         step("e.example: untrusted certificate with SASL Required refused")
 
         fay = f.client("fay")
-        round_trip(fay, comp, "f")
+        gwlab.round_trip(fay, comp, "f")
         assert f.wait_auth("gw.example", "out", expect="dialback_tls") == "dialback_tls"
         # Our certificate is trusted by f.example, so SASL Optional uses EXTERNAL toward it.
         assert f.wait_auth("gw.example", "in", expect="sasl_external") == "sasl_external"

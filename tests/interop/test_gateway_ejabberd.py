@@ -12,26 +12,12 @@ Exit 0 on success, 1 on failure, 77 when a package or a binary is missing.
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
 import gwlab  # noqa: E402
-
-T0 = time.monotonic()
-
-
-def step(msg):
-    print(f"[{time.monotonic() - T0:6.2f} s] {msg}", flush=True)
-
-
-def round_trip(user, comp, tag):
-    user.send_message("bob@gw.example", f"hi {tag}")
-    comp.wait_message(frm=user.jid, body=f"hi {tag}", timeout=15)
-    comp.send_message(user.jid, f"hello {tag}", mfrom="bob@gw.example")
-    user.wait_message(frm="bob@gw.example", body=f"hello {tag}", timeout=15)
-    gwlab.presence_round_trip(user, comp, local=f"bob-{tag}@gw.example")
+from gwlab import step  # noqa: E402
 
 
 def main():
@@ -57,7 +43,7 @@ def main():
         step("fedgate and component up")
 
         erin = ej.client("erin")
-        round_trip(erin, comp, "ej")
+        gwlab.round_trip(erin, comp, "ej", timeout=15)
         assert ej.wait_auth("gw.example", "out", expect="sasl_external") == "sasl_external"
         assert ej.wait_auth("gw.example", "in", expect="sasl_external") == "sasl_external"
         gwlab.wait_log(proc, "ej.example -> gw.example authenticated (sasl")
@@ -65,7 +51,7 @@ def main():
         step("ej.example: round trip, SASL EXTERNAL both ways")
 
         kim = ek.client("kim")
-        round_trip(kim, comp, "ek")
+        gwlab.round_trip(kim, comp, "ek", timeout=15)
         assert ek.wait_auth("gw.example", "out", expect="dialback_tls") == "dialback_tls"
         assert ek.wait_auth("gw.example", "in", expect="dialback_tls") == "dialback_tls"
         gwlab.wait_log(proc, "ek.example -> gw.example authenticated (dialback-tls")

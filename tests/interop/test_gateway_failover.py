@@ -10,18 +10,12 @@ import os
 import socket
 import sys
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
 import gwlab  # noqa: E402
-
-T0 = time.monotonic()
-
-
-def step(msg):
-    print(f"[{time.monotonic() - T0:6.2f} s] {msg}", flush=True)
+from gwlab import step  # noqa: E402
 
 
 def hang_up_server(port, stop):

@@ -17,17 +17,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
 import gwlab  # noqa: E402
+from gwlab import step  # noqa: E402
 
-T0 = time.monotonic()
 S2S = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' "
        b"xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' "
        b"to='gw.example' from='a.example' version='1.0'>")
 COMP = (b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
         b"xmlns:stream='http://etherx.jabber.org/streams' to='gw.example'>")
-
-
-def step(msg):
-    print(f"[{time.monotonic() - T0:6.2f} s] {msg}", flush=True)
 
 
 def poke(port, data, wait=0.05):

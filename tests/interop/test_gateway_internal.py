@@ -14,18 +14,12 @@ Exit 0 on success, 1 on failure, 77 when a package or a binary is missing.
 
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
 import gwlab  # noqa: E402
-
-T0 = time.monotonic()
-
-
-def step(msg):
-    print(f"[{time.monotonic() - T0:6.2f} s] {msg}", flush=True)
+from gwlab import step  # noqa: E402
 
 
 def main():

@@ -44,8 +44,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
 import gwlab  # noqa: E402
+from gwlab import step  # noqa: E402
 
-T0 = time.monotonic()
 GW = "gw.example"
 
 # row -> (TLS, SASL, Dialback) as fedgate-admin spells them.
@@ -88,10 +88,6 @@ XFAIL = {}
 
 # fedgate's names for the methods (core/stream_common.c) -> the lab's.
 GW_METHOD = {"sasl": SASL, "dialback-tls": DB_TLS, "dialback-tcp": DB_TCP}
-
-
-def step(msg):
-    print(f"[{time.monotonic() - T0:6.2f} s] {msg}", flush=True)
 
 
 def domain(peer, mode):
@@ -387,7 +383,7 @@ def main():
     for c in bad:
         print(f"FAIL {c.name()}: {c.detail}")
     ok = len(results) - len(xf) - len(bad)
-    print(f"{ok} ok, {len(xf)} expected failures, {len(bad)} failures in {time.monotonic() - T0:.1f} s")
+    print(f"{ok} ok, {len(xf)} expected failures, {len(bad)} failures in {time.monotonic() - gwlab.T0:.1f} s")
     return 1 if bad else 0
 
 

@@ -24,14 +24,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
 import gwlab  # noqa: E402
+from gwlab import step  # noqa: E402
 import ptlab  # noqa: E402
 from ptlab import decisions, delta, presence_from, quiet  # noqa: E402
-
-T0 = time.monotonic()
-
-
-def step(msg):
-    print(f"[{time.monotonic() - T0:6.2f} s] {msg}", flush=True)
 
 
 def set_type(store, t):
