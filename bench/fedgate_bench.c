@@ -70,6 +70,7 @@ typedef struct {
     int threads;
     int open_threads;
     int size;
+    double hold_secs;
 } bench_opts_t;
 
 static bench_opts_t g_opt = {
@@ -683,31 +684,19 @@ static void usage(void)
             "         [--partner-fmt FMT] [--partners M] [--streams N] [--rate R] [--duration S]\n"
             "         [--baseline-secs S] [--baseline-rate R] [--threads T] [--open-threads T]\n"
             "         [--size BYTES] [--host IP] [--port P] [--direct-tls] [--component-port P]\n"
-            "         [--gateway-pid PID]\n");
+            "         [--gateway-pid PID] [--hold-secs S]\n");
 }
 
 static int load_opts(int argc, char **argv)
 {
-    static const struct option lo[] = {{"host", 1, 0, 'H'},
-                                       {"port", 1, 0, 'p'},
-                                       {"direct-tls", 0, 0, 'D'},
-                                       {"component-port", 1, 0, 'c'},
-                                       {"secret-file", 1, 0, 's'},
-                                       {"domain", 1, 0, 'd'},
-                                       {"partner-fmt", 1, 0, 'f'},
-                                       {"cert-dir", 1, 0, 'C'},
-                                       {"ca", 1, 0, 'a'},
-                                       {"partners", 1, 0, 'm'},
-                                       {"streams", 1, 0, 'n'},
-                                       {"rate", 1, 0, 'r'},
-                                       {"duration", 1, 0, 't'},
-                                       {"baseline-secs", 1, 0, 'b'},
-                                       {"baseline-rate", 1, 0, 'B'},
-                                       {"gateway-pid", 1, 0, 'g'},
-                                       {"threads", 1, 0, 'T'},
-                                       {"open-threads", 1, 0, 'O'},
-                                       {"size", 1, 0, 'z'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"host", 1, 0, 'H'},           {"port", 1, 0, 'p'},          {"direct-tls", 0, 0, 'D'},
+        {"component-port", 1, 0, 'c'}, {"secret-file", 1, 0, 's'},   {"domain", 1, 0, 'd'},
+        {"partner-fmt", 1, 0, 'f'},    {"cert-dir", 1, 0, 'C'},      {"ca", 1, 0, 'a'},
+        {"partners", 1, 0, 'm'},       {"streams", 1, 0, 'n'},       {"rate", 1, 0, 'r'},
+        {"duration", 1, 0, 't'},       {"baseline-secs", 1, 0, 'b'}, {"baseline-rate", 1, 0, 'B'},
+        {"gateway-pid", 1, 0, 'g'},    {"threads", 1, 0, 'T'},       {"open-threads", 1, 0, 'O'},
+        {"size", 1, 0, 'z'},           {"hold-secs", 1, 0, 'h'},     {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -768,6 +757,9 @@ static int load_opts(int argc, char **argv)
         case 'z':
             g_opt.size = atoi(optarg);
             break;
+        case 'h':
+            g_opt.hold_secs = atof(optarg);
+            break;
         default:
             return -EINVAL;
         }
@@ -776,7 +768,7 @@ static int load_opts(int argc, char **argv)
         g_opt.partners > BENCH_MAX_PARTNERS || g_opt.streams < 1 ||
         g_opt.streams > BENCH_MAX_STREAMS || g_opt.threads < 1 || g_opt.threads > 64 ||
         g_opt.open_threads < 1 || g_opt.duration <= 0 || g_opt.duration > 3600 ||
-        g_opt.size < 100 || g_opt.size > 3000)
+        g_opt.size < 100 || g_opt.size > 3000 || g_opt.hold_secs < 0 || g_opt.hold_secs > 3600)
         return -EINVAL;
     return 0;
 }
@@ -824,6 +816,36 @@ static int load_ctx(void)
     return 0;
 }
 
+/* --hold-secs: only open the streams, report what they cost the gateway, and keep them open
+   (idle, reading what the gateway sends) for S seconds. No component: several holders can run
+   beside one measuring fedgate-bench to reach more streams than one process may hold. */
+static int hold_run(void)
+{
+    long rss0 = gw_rss_kib();
+    uint64_t t0 = now_ns();
+    int failed = open_streams(0, g_opt.streams);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    int opened = g_opt.streams - failed;
+    sleep_ns(500000000ull);
+    long rss1 = gw_rss_kib();
+    int64_t c0 = gw_cpu_us();
+    sleep_ns(1000000000ull);
+    int64_t c1 = gw_cpu_us();
+    printf("hold: %d streams opened in %.2f s = %.0f/s (%d failed); gateway RSS %ld -> %ld KiB, "
+           "%.1f KiB per stream; gateway idle CPU %.2f%% of a core\n",
+           opened, secs, opened / secs, failed, rss0, rss1,
+           opened > 0 ? (double)(rss1 - rss0) / opened : 0.0,
+           c0 >= 0 ? (double)(c1 - c0) / 1e4 : -1.0);
+    printf("holding %d streams for %.0f s\n", opened, g_opt.hold_secs);
+    for (double t = 0; t < g_opt.hold_secs; t += 1) {
+        sleep_ns(1000000000ull);
+        for (int i = 0; i < g_opt.streams; i++)
+            if (g_conns[i].ssl)
+                conn_drain(&g_conns[i]);
+    }
+    return failed ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     int rc = 1;
@@ -856,6 +878,10 @@ int main(int argc, char **argv)
         goto out;
     for (int i = 0; i < g_opt.streams; i++)
         g_conns[i].fd = -1;
+    if (g_opt.hold_secs > 0) {
+        rc = hold_run();
+        goto out;
+    }
     if (sink_connect())
         goto out;
     pthread_create(&sink, NULL, sink_thread, NULL);

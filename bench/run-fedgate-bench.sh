@@ -11,11 +11,13 @@
 #   --partners M   partner domains p0.bench .. p<M-1>.bench, one certificate each (default 1)
 #   --gw-cpus L    taskset CPU list for the gateway (default: none); --bench-cpus L likewise
 #   --gw-args "A"  extra fedgate options, split on spaces (e.g. "--spin-us 0")
+#   --holders K    first start K fedgate-bench --hold-secs processes holding --hold-streams N idle
+#                  streams each (default 5000), for more open streams than one process may hold
 # Every option after -- goes to fedgate-bench (e.g. --streams 1000 --rate 20000 --duration 10).
 # FEDGATE_BENCH=PATH runs another fedgate-bench binary (e.g. a sanitizer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build workers=1 partners=1 gw_cpus="" bench_cpus="" gw_args=""
+build=build workers=1 partners=1 gw_cpus="" bench_cpus="" gw_args="" holders=0 hold_streams=5000
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) build=$2; shift 2 ;;
@@ -24,6 +26,8 @@ while [ $# -gt 0 ]; do
     --gw-cpus) gw_cpus=$2; shift 2 ;;
     --bench-cpus) bench_cpus=$2; shift 2 ;;
     --gw-args) gw_args=$2; shift 2 ;;
+    --holders) holders=$2; shift 2 ;;
+    --hold-streams) hold_streams=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -36,8 +40,10 @@ done
 
 dir=$(mktemp -d /tmp/fedgate-bench.XXXXXX)
 gw_pid=""
+holder_pids=()
 # shellcheck disable=SC2317  # invoked through the trap
 cleanup() {
+    for p in "${holder_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     if [ -n "$gw_pid" ]; then
         kill -TERM "$gw_pid" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.1; done
@@ -96,6 +102,23 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 echo "fedgate pid $gw_pid, $workers worker(s) ${gw_args:+($gw_args) }, s2s 127.0.0.1:$s2s_port, component 127.0.0.1:$comp_port"
+
+common=(--port "$s2s_port" --component-port "$comp_port" --domain "$domain"
+    --secret-file "$dir/component.secret" --cert-dir "$dir" --ca "$dir/ca.crt"
+    --partners "$partners" --gateway-pid "$gw_pid")
+for h in $(seq 1 "$holders"); do
+    hcmd=("$bench" "${common[@]}" --streams "$hold_streams" --hold-secs 900)
+    [ -n "$bench_cpus" ] && hcmd=(taskset -c "$bench_cpus" "${hcmd[@]}")
+    "${hcmd[@]}" >"$dir/holder$h.log" 2>&1 &
+    holder_pids+=($!)
+    for _ in $(seq 600); do
+        grep -q '^holding' "$dir/holder$h.log" && break
+        kill -0 "${holder_pids[-1]}" 2>/dev/null || break
+        sleep 0.2
+    done
+    sed "s/^/holder $h: /" "$dir/holder$h.log"
+    grep -q '^holding' "$dir/holder$h.log" || { echo "holder $h did not get its streams up" >&2; exit 1; }
+done
 
 bench_cmd=("$bench" --port "$s2s_port" --component-port "$comp_port" --domain "$domain"
     --secret-file "$dir/component.secret" --cert-dir "$dir" --ca "$dir/ca.crt"
