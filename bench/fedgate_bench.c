@@ -928,9 +928,10 @@ int main(int argc, char **argv)
     run_phase(1, g_opt.streams, g_opt.rate, g_opt.duration, &run);
 
     printf("\n");
-    printf("gateway idle CPU: %.2f%% of a core with the component only, %.2f%% with %d open "
-           "streams\n",
-           idle_pct, idle_n_pct, opened + 1);
+    printf(
+        "gateway idle CPU: %.2f%% of a core with the component only, %.2f%% with this process's %d "
+        "streams\n",
+        idle_pct, idle_n_pct, opened + 1);
     if (opened > 0)
         printf("streams opened: %d in %.2f s = %.0f/s (TCP + TLS + SASL EXTERNAL + restart, %d "
                "opening threads)\n",
