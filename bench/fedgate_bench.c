@@ -909,9 +909,11 @@ int main(int argc, char **argv)
 
     /* Open the other N-1 streams; RSS delta per stream and establishments/s. */
     long rss0 = gw_rss_kib();
+    int64_t oc0 = gw_cpu_us();
     uint64_t o0 = now_ns();
     int failed = g_opt.streams > 1 ? open_streams(1, g_opt.streams) : 0;
     double open_secs = (double)(now_ns() - o0) / 1e9;
+    int64_t oc1 = gw_cpu_us();
     sleep_ns(500000000ull);
     long rss1 = gw_rss_kib();
     int opened = g_opt.streams - 1 - failed;
@@ -934,8 +936,10 @@ int main(int argc, char **argv)
         idle_pct, idle_n_pct, opened + 1);
     if (opened > 0)
         printf("streams opened: %d in %.2f s = %.0f/s (TCP + TLS + SASL EXTERNAL + restart, %d "
-               "opening threads)\n",
-               opened, open_secs, opened / open_secs, g_opt.open_threads);
+               "opening threads); gateway CPU %.0f us per stream = %.0f/s per core\n",
+               opened, open_secs, opened / open_secs, g_opt.open_threads,
+               oc0 >= 0 ? (double)(oc1 - oc0) / opened : -1.0,
+               oc0 >= 0 && oc1 > oc0 ? 1e6 * opened / (double)(oc1 - oc0) : -1.0);
     if (rss0 > 0 && opened > 0)
         printf("gateway memory: RSS %ld KiB -> %ld KiB, %.1f KiB per open stream\n", rss0, rss1,
                (double)(rss1 - rss0) / opened);
