@@ -431,7 +431,9 @@ static void *send_thread(void *arg)
         int mine = ns > id ? (ns - id + g_opt.threads - 1) / g_opt.threads : 0;
         if (mine == 0)
             break;
-        double rate = g_phase_rate > 0 ? g_phase_rate / g_opt.threads : 0;
+        /* Threads without a stream send nothing, so the rate is shared among the others. */
+        int active = ns < g_opt.threads ? ns : g_opt.threads;
+        double rate = g_phase_rate > 0 ? g_phase_rate / active : 0;
         uint64_t t0 = now_ns(), k = 0, drain_at = 0;
         int cur = 0;
         while (atomic_load(&g_phase) == phase) {
