@@ -40,7 +40,7 @@ for b in "$fg" "$admin" "$bench"; do
     [ -x "$b" ] || { echo "missing $b (build it first)" >&2; exit 2; }
 done
 
-dir=$(mktemp -d /tmp/fedgate-bench.XXXXXX)
+dir=$(mktemp -d -t fedgate-bench.XXXXXX)
 gw_pid=""
 holder_pids=()
 # shellcheck disable=SC2317  # invoked through the trap
