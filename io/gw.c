@@ -291,20 +291,24 @@ void gw_worker_notify(worker_t *w)
         gw_worker_refresh(k);
 }
 
+void gw_worker_drop_msg(const xq_msg_t *m)
+{
+    if (m->type == GW_MSG_DELIVER)
+        free(m->ptr);
+    else if (m->type == GW_MSG_RETURN)
+        for (gw_route_msg_t *p = m->ptr, *n; p; p = n) {
+            n = p->next;
+            free(p);
+        }
+    else if (m->type == GW_MSG_TLS)
+        tls_ctx_unref(m->ptr);
+}
+
 void gw_worker_msg(worker_t *w, const xq_msg_t *m)
 {
     gw_worker_t *k = worker_data(w);
     if (!k) {
-        /* Stopping: drop what the message owns. */
-        if (m->type == GW_MSG_DELIVER)
-            free(m->ptr);
-        else if (m->type == GW_MSG_RETURN)
-            for (gw_route_msg_t *p = m->ptr, *n; p; p = n) {
-                n = p->next;
-                free(p);
-            }
-        else if (m->type == GW_MSG_TLS)
-            tls_ctx_unref(m->ptr);
+        gw_worker_drop_msg(m); /* stopping */
         return;
     }
     switch (m->type) {

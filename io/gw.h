@@ -156,6 +156,8 @@ uint64_t gw_now_ms(void);
 void gw_worker_start(worker_t *w);
 void gw_worker_stop(worker_t *w);
 void gw_worker_msg(worker_t *w, const xq_msg_t *m);
+/* wgroup on_drop: frees what an undelivered message owns (stanza blocks, a TLS context). */
+void gw_worker_drop_msg(const xq_msg_t *m);
 void gw_worker_notify(worker_t *w);
 /* Renew the policy snapshot now; re-checks open streams when it changed. */
 void gw_worker_refresh(gw_worker_t *k);

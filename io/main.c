@@ -450,6 +450,7 @@ int main(int argc, char **argv)
                           .on_start = gw_worker_start,
                           .on_stop = gw_worker_stop,
                           .on_msg = gw_worker_msg,
+                          .on_drop = gw_worker_drop_msg,
                           .on_notify = gw_worker_notify,
                           .arg = gw};
     if (spin_us >= 0)

@@ -703,8 +703,13 @@ void wgroup_destroy(wgroup_t *g)
             conntab_free_all(&w->conns);
             timer_heap_free(&w->timers);
             if (w->inq) {
-                for (unsigned j = 0; j <= g->cfg.nworkers; j++)
+                for (unsigned j = 0; j <= g->cfg.nworkers; j++) {
+                    xq_msg_t m;
+                    /* Threads are joined: this thread is now the only consumer (and producer). */
+                    while (g->cfg.on_drop && w->inq[j].ring && xq_pop(&w->inq[j], &m))
+                        g->cfg.on_drop(&m);
                     xq_destroy(&w->inq[j]);
+                }
                 free(w->inq);
             }
             xq_wake_destroy(&w->wake);

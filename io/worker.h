@@ -61,6 +61,9 @@ typedef struct {
     void (*on_start)(worker_t *w);
     void (*on_stop)(worker_t *w);
     void (*on_msg)(worker_t *w, const xq_msg_t *m);
+    /* A message still queued when the group is destroyed (every worker has stopped, so nobody
+       will pop it): called on the destroying thread so what the message owns can be freed. */
+    void (*on_drop)(const xq_msg_t *m);
     /* After wgroup_notify(): once per worker per notification burst (e.g. "the store changed"). */
     void (*on_notify)(worker_t *w);
     void *arg; /* worker_arg() */
