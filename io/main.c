@@ -76,6 +76,9 @@ static void collect_gw(void *arg, buf_t *out)
     buf_append_str(out, line);
 }
 
+/* The /metrics server: a thread of its own, so scrapes never wait behind stanza traffic. */
+static mhttp_t *metrics_srv;
+
 static int open_listener(gw_t *gw, const char *what, const char *addr, const conn_ops_t *ops)
 {
     struct sockaddr_storage sa;
@@ -84,7 +87,8 @@ static int open_listener(gw_t *gw, const char *what, const char *addr, const con
         return 0;
     int rc = listen_parse_addr(addr, &sa);
     if (rc == 0)
-        rc = ops ? wgroup_listen(gw->g, &sa, ops, NULL) : mhttp_listen(gw->g, 0, &sa, gw->metrics);
+        rc = ops ? wgroup_listen(gw->g, &sa, ops, NULL)
+                 : mhttp_start(&metrics_srv, &sa, gw->metrics, NULL);
     if (rc != 0) {
         fprintf(stderr, "fedgate: cannot listen for %s on %s: %s\n", what, addr, fg_strerror(rc));
         return rc;
@@ -512,6 +516,7 @@ int main(int argc, char **argv)
 out:
     if (store)
         store_close(store);
+    mhttp_stop(metrics_srv); /* its collectors read the workers, the stream tables, the registry */
     if (gw->g)
         wgroup_destroy(gw->g);
     gw_ptype_stop(gw->ledger); /* after the workers: commits what they queued */
