@@ -180,28 +180,30 @@ static void test_hostile_clients(void **state)
         assert_true(slow[i] >= 0);
         assert_int_equal(send(slow[i], "GET /metr", 9, MSG_NOSIGNAL), 9);
     }
-    /* Garbage with NULs and no end of header; an oversize request. */
+    /* Garbage with NULs and no end of header. */
     int garbage = connect_to(&sa);
     assert_true(garbage >= 0);
     char junk[300];
     for (size_t i = 0; i < sizeof(junk); i++)
         junk[i] = (char)(i * 7 % 13); /* never two newlines in a row */
     assert_int_equal(send(garbage, junk, sizeof(junk), MSG_NOSIGNAL), (ssize_t)sizeof(junk));
-    char big[6000];
-    memcpy(big, "GET /metrics ", 13);
-    memset(big + 13, 'x', sizeof(big) - 13);
-    size_t n = http(&sa, big, sizeof(big), resp, sizeof(resp));
-    assert_true(n > 0);
-    assert_non_null(strstr(resp, "HTTP/1.0 431 "));
-
-    /* A good scrape still answers promptly. */
+    /* A good scrape still answers promptly: the stalled clients give way once they had their
+       chance to send a request. */
     uint64_t t0 = now_ms();
-    n = get(&sa, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof(resp));
+    size_t n = get(&sa, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof(resp));
     uint64_t took = now_ms() - t0;
     print_message("scrape with %d stalled clients: %llu ms\n", 7, (unsigned long long)took);
     assert_non_null(strstr(resp, "HTTP/1.0 200 OK\r\n"));
     assert_complete(resp, n);
     assert_true(took < 500);
+
+    /* An oversize request. */
+    char big[6000];
+    memcpy(big, "GET /metrics ", 13);
+    memset(big + 13, 'x', sizeof(big) - 13);
+    n = http(&sa, big, sizeof(big), resp, sizeof(resp));
+    assert_true(n > 0);
+    assert_non_null(strstr(resp, "HTTP/1.0 431 "));
 
     /* Every stalled client is closed: evicted, or at its read deadline. */
     t0 = now_ms();
