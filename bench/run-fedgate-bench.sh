@@ -14,11 +14,17 @@
 #   --direct-tls   the streams use the gateway's direct-TLS (XEP-0368) listener, not STARTTLS
 #   --holders K    first start K fedgate-bench --hold-secs processes holding --hold-streams N idle
 #                  streams each (default 5000), for more open streams than one process may hold
+#   --churn-ms N   while the measuring fedgate-bench runs, bench/fedgate_churn.py commits a policy
+#                  change every N ms that keeps the partners allowed, and prints how many it made
+#   --churn-via V  serve (default: one fedgate-admin serve process) or cli (a process per change)
+#   --churn-reference  with --churn-ms: first the same fedgate-bench run without churn, on the
+#                  same gateway, to compare with
 # Every option after -- goes to fedgate-bench (e.g. --streams 1000 --rate 20000 --duration 10).
 # FEDGATE_BENCH=PATH runs another fedgate-bench binary (e.g. a sanitizer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=build workers=1 partners=1 gw_cpus="" bench_cpus="" gw_args="" holders=0 hold_streams=5000 direct_tls=0
+churn_ms="" churn_via=serve churn_ref=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) build=$2; shift 2 ;;
@@ -30,6 +36,9 @@ while [ $# -gt 0 ]; do
     --holders) holders=$2; shift 2 ;;
     --direct-tls) direct_tls=1; shift ;;
     --hold-streams) hold_streams=$2; shift 2 ;;
+    --churn-ms) churn_ms=$2; shift 2 ;;
+    --churn-via) churn_via=$2; shift 2 ;;
+    --churn-reference) churn_ref=1; shift ;;
     --) shift; break ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -43,8 +52,10 @@ done
 dir=$(mktemp -d -t fedgate-bench.XXXXXX)
 gw_pid=""
 holder_pids=()
+churn_pid=""
 # shellcheck disable=SC2317  # invoked through the trap
 cleanup() {
+    if [ -n "$churn_pid" ]; then kill -TERM "$churn_pid" 2>/dev/null || true; wait "$churn_pid" 2>/dev/null || true; fi
     for p in "${holder_pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     if [ -n "$gw_pid" ]; then
         kill -TERM "$gw_pid" 2>/dev/null || true
@@ -127,7 +138,36 @@ done
 bench_cmd=("$bench" "${common[@]}" "$@")
 [ -n "$bench_cpus" ] && bench_cmd=(taskset -c "$bench_cpus" "${bench_cmd[@]}")
 rc=0
+if [ -n "$churn_ms" ] && [ "$churn_ref" = 1 ]; then
+    echo "== reference: the same run without policy churn"
+    timeout 900 "${bench_cmd[@]}" || rc=$?
+    echo "== with a policy change every $churn_ms ms"
+fi
+if [ -n "$churn_ms" ]; then
+    # The churn process is started and stopped by its PID; it stops its own serve process.
+    python3 bench/fedgate_churn.py --admin "$admin" --store "$store" --interval-ms "$churn_ms" \
+        --via "$churn_via" --partners "$(seq -f 'p%g.bench' 0 $((partners - 1)) | paste -sd,)" \
+        >"$dir/churn.log" 2>&1 &
+    churn_pid=$!
+    for _ in $(seq 200); do
+        grep -qs '^fedgate_churn: changing' "$dir/churn.log" && break
+        kill -0 "$churn_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    grep -q '^fedgate_churn: changing' "$dir/churn.log" || { cat "$dir/churn.log" >&2; exit 1; }
+fi
 timeout 900 "${bench_cmd[@]}" || rc=$?
+if [ -n "$churn_pid" ]; then
+    kill -TERM "$churn_pid" 2>/dev/null || true
+    churn_rc=0
+    wait "$churn_pid" || churn_rc=$?
+    churn_pid=""
+    grep -v '^fedgate_churn: changing' "$dir/churn.log" || true
+    if [ "$churn_rc" -ne 0 ]; then
+        echo "policy churn: exit $churn_rc (a change failed)" >&2
+        [ "$rc" -eq 0 ] && rc=1
+    fi
+fi
 if ! kill -0 "$gw_pid" 2>/dev/null; then
     st=0; wait "$gw_pid" || st=$?
     echo "fedgate (pid $gw_pid) is gone, exit status $st (>128: killed by signal $((st - 128)))" >&2
@@ -138,6 +178,11 @@ fi
 if command -v curl >/dev/null; then
     curl -s --max-time 2 "http://127.0.0.1:$metrics_port/metrics" |
         grep -E '^fedgate_(stanzas|streams|queue|handshake)[a-z_]*(\{[^}]*\})? [1-9]' | sed 's/^/gateway: /' || true
+    # Whether the workers saw the churn: any policy refresh/recheck series the gateway exports.
+    if [ -n "$churn_ms" ]; then
+        curl -s --max-time 2 "http://127.0.0.1:$metrics_port/metrics" | grep -E '^fedgate_[a-z_]*(refresh|recheck|policy_gen|policy_change)' |
+            sed 's/^/gateway: /' | grep . || echo "gateway: /metrics has no policy refresh/recheck series"
+    fi
 fi
 if [ "$rc" -ne 0 ]; then
     echo "fedgate-bench exit $rc; gateway log tail:" >&2
