@@ -4,7 +4,9 @@
  * messages to a hosted domain whose route is a component, and is that component too (an XEP-0114
  * sink that timestamps arrivals). Prints stanzas/s, gateway CPU per stanza and memory per stream
  * from /proc/<gateway pid>, and end-to-end latency percentiles; a 1-stream baseline phase runs
- * first in the same process so every number has a same-run reference. See docs/bench.md.
+ * first in the same process so every number has a same-run reference. With --metrics-port, a
+ * thread also scrapes the gateway's /metrics every 200 ms in both phases and reports how long a
+ * scrape takes under load against the baseline. See docs/bench.md.
  *
  * Ownership: every connection, WOLFSSL object and buffer is owned by the bench_conn_t / global
  * state below and freed at exit; threads only borrow them.
@@ -41,6 +43,8 @@
 #define BENCH_RBUF         16384
 #define BENCH_HIST_US      200000 /* 1 µs buckets up to 200 ms; above goes to the last bucket */
 #define BENCH_PHASES       2
+#define BENCH_SCRAPE_MS    200  /* /metrics scrape interval */
+#define BENCH_SCRAPES      8192 /* scrapes kept per phase (27 min at 200 ms) */
 
 typedef struct {
     int fd;
@@ -71,6 +75,7 @@ typedef struct {
     int open_threads;
     int size;
     double hold_secs;
+    int metrics_port;
 } bench_opts_t;
 
 static bench_opts_t g_opt = {
@@ -106,6 +111,11 @@ static uint32_t g_hist[BENCH_PHASES][BENCH_HIST_US + 1];
 static int g_sink_fd = -1;
 static char g_secret[256];
 static size_t g_secret_len;
+/* /metrics scrapes: written by the scrape thread only, read after it is joined. */
+static uint32_t g_scrape_us[BENCH_PHASES][BENCH_SCRAPES];
+static int g_nscrape[BENCH_PHASES], g_scrape_failed[BENCH_PHASES];
+static size_t g_scrape_bytes;
+static atomic_int g_scrape_stop;
 
 static uint64_t now_ns(void)
 {
@@ -592,6 +602,67 @@ typedef struct {
     double p50, p99, p999, max; /* µs */
 } phase_result_t;
 
+/* One scrape of /metrics on a fresh connection, whole body read: µs, or -1 on failure. */
+static int64_t scrape_once(void)
+{
+    static const char req[] = "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    static char buf[65536];
+    uint64_t t0 = now_ns();
+    int fd = tcp_connect(g_opt.metrics_port);
+    if (fd < 0)
+        return -1;
+    size_t total = 0;
+    ssize_t n = send(fd, req, sizeof req - 1, MSG_NOSIGNAL);
+    bool ok = n == (ssize_t)sizeof req - 1;
+    while (ok && (n = recv(fd, buf, sizeof buf, 0)) > 0) {
+        if (total == 0 && (n < 12 || memcmp(buf, "HTTP/1.0 200", 12) != 0))
+            ok = false;
+        total += (size_t)n;
+    }
+    close(fd);
+    if (!ok || n < 0 || total == 0)
+        return -1;
+    g_scrape_bytes = total;
+    return (int64_t)((now_ns() - t0) / 1000);
+}
+
+/* Scrapes every BENCH_SCRAPE_MS while a phase runs; each result goes to the phase it began in. */
+static void *scrape_thread(void *arg)
+{
+    while (!atomic_load(&g_scrape_stop)) {
+        uint64_t t0 = now_ns();
+        int ph = atomic_load(&g_phase);
+        if (ph >= 0 && ph < BENCH_PHASES) {
+            int64_t us = scrape_once();
+            if (us < 0)
+                g_scrape_failed[ph]++;
+            else if (g_nscrape[ph] < BENCH_SCRAPES)
+                g_scrape_us[ph][g_nscrape[ph]++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+        }
+        uint64_t next = t0 + BENCH_SCRAPE_MS * 1000000ull, t = now_ns();
+        sleep_ns(next > t ? next - t : 0);
+    }
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* p50 and max of a phase's scrapes in ms (sorts them); -1 without any. */
+static void scrape_stats(int ph, double *p50, double *max)
+{
+    int n = g_nscrape[ph];
+    *p50 = *max = -1;
+    if (!n)
+        return;
+    qsort(g_scrape_us[ph], (size_t)n, sizeof(uint32_t), cmp_u32);
+    *p50 = g_scrape_us[ph][n / 2] / 1e3;
+    *max = g_scrape_us[ph][n - 1] / 1e3;
+}
+
 static double hist_pct(const uint32_t *h, uint64_t total, double q)
 {
     uint64_t want = (uint64_t)((double)total * q), acc = 0;
@@ -686,19 +757,33 @@ static void usage(void)
             "         [--partner-fmt FMT] [--partners M] [--streams N] [--rate R] [--duration S]\n"
             "         [--baseline-secs S] [--baseline-rate R] [--threads T] [--open-threads T]\n"
             "         [--size BYTES] [--host IP] [--port P] [--direct-tls] [--component-port P]\n"
-            "         [--gateway-pid PID] [--hold-secs S]\n");
+            "         [--gateway-pid PID] [--hold-secs S] [--metrics-port P]\n");
 }
 
 static int load_opts(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"host", 1, 0, 'H'},           {"port", 1, 0, 'p'},          {"direct-tls", 0, 0, 'D'},
-        {"component-port", 1, 0, 'c'}, {"secret-file", 1, 0, 's'},   {"domain", 1, 0, 'd'},
-        {"partner-fmt", 1, 0, 'f'},    {"cert-dir", 1, 0, 'C'},      {"ca", 1, 0, 'a'},
-        {"partners", 1, 0, 'm'},       {"streams", 1, 0, 'n'},       {"rate", 1, 0, 'r'},
-        {"duration", 1, 0, 't'},       {"baseline-secs", 1, 0, 'b'}, {"baseline-rate", 1, 0, 'B'},
-        {"gateway-pid", 1, 0, 'g'},    {"threads", 1, 0, 'T'},       {"open-threads", 1, 0, 'O'},
-        {"size", 1, 0, 'z'},           {"hold-secs", 1, 0, 'h'},     {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"direct-tls", 0, 0, 'D'},
+                                       {"component-port", 1, 0, 'c'},
+                                       {"secret-file", 1, 0, 's'},
+                                       {"domain", 1, 0, 'd'},
+                                       {"partner-fmt", 1, 0, 'f'},
+                                       {"cert-dir", 1, 0, 'C'},
+                                       {"ca", 1, 0, 'a'},
+                                       {"partners", 1, 0, 'm'},
+                                       {"streams", 1, 0, 'n'},
+                                       {"rate", 1, 0, 'r'},
+                                       {"duration", 1, 0, 't'},
+                                       {"baseline-secs", 1, 0, 'b'},
+                                       {"baseline-rate", 1, 0, 'B'},
+                                       {"gateway-pid", 1, 0, 'g'},
+                                       {"threads", 1, 0, 'T'},
+                                       {"open-threads", 1, 0, 'O'},
+                                       {"size", 1, 0, 'z'},
+                                       {"hold-secs", 1, 0, 'h'},
+                                       {"metrics-port", 1, 0, 'M'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -762,6 +847,9 @@ static int load_opts(int argc, char **argv)
         case 'h':
             g_opt.hold_secs = atof(optarg);
             break;
+        case 'M':
+            g_opt.metrics_port = atoi(optarg);
+            break;
         default:
             return -EINVAL;
         }
@@ -770,7 +858,8 @@ static int load_opts(int argc, char **argv)
         g_opt.partners > BENCH_MAX_PARTNERS || g_opt.streams < 1 ||
         g_opt.streams > BENCH_MAX_STREAMS || g_opt.threads < 1 || g_opt.threads > 64 ||
         g_opt.open_threads < 1 || g_opt.duration <= 0 || g_opt.duration > 3600 ||
-        g_opt.size < 100 || g_opt.size > 3000 || g_opt.hold_secs < 0 || g_opt.hold_secs > 3600)
+        g_opt.size < 100 || g_opt.size > 3000 || g_opt.hold_secs < 0 || g_opt.hold_secs > 3600 ||
+        g_opt.metrics_port < 0 || g_opt.metrics_port > 65535)
         return -EINVAL;
     return 0;
 }
@@ -851,7 +940,8 @@ static int hold_run(void)
 int main(int argc, char **argv)
 {
     int rc = 1;
-    pthread_t sink;
+    pthread_t sink, scraper;
+    bool scraping = false;
     phase_result_t base = {0}, run = {0};
     struct rlimit rl;
     signal(SIGPIPE, SIG_IGN);
@@ -888,6 +978,8 @@ int main(int argc, char **argv)
         goto out;
     pthread_create(&sink, NULL, sink_thread, NULL);
     pthread_detach(sink);
+    if (g_opt.metrics_port > 0)
+        scraping = pthread_create(&scraper, NULL, scrape_thread, NULL) == 0;
 
     /* Idle gateway CPU over one second, with only the component connected. */
     int64_t c0 = gw_cpu_us();
@@ -951,11 +1043,28 @@ int main(int argc, char **argv)
            "x%.2f\n",
            ratio(run.rate, base.rate), ratio(run.cpu_us, base.cpu_us), ratio(run.p50, base.p50),
            ratio(run.p99, base.p99), ratio(run.p999, base.p999));
+    if (scraping) {
+        double b50, bmax, r50, rmax;
+        atomic_store(&g_scrape_stop, 1);
+        pthread_join(scraper, NULL);
+        scraping = false;
+        scrape_stats(0, &b50, &bmax);
+        scrape_stats(1, &r50, &rmax);
+        printf("metrics scrape latency ms (every %d ms, new connection, %zu-byte body): baseline "
+               "p50 %.2f max %.2f (%d scrapes, %d failed), run p50 %.2f max %.2f (%d scrapes, %d "
+               "failed); ratio run/baseline p50 x%.2f max x%.2f\n",
+               BENCH_SCRAPE_MS, g_scrape_bytes, b50, bmax, g_nscrape[0], g_scrape_failed[0], r50,
+               rmax, g_nscrape[1], g_scrape_failed[1], ratio(r50, b50), ratio(rmax, bmax));
+    }
     if (run.recv < run.sent)
         printf("LOST: %" PRIu64 " stanzas sent in the run did not arrive\n", run.sent - run.recv);
     rc = run.recv == run.sent && run.recv > 0 ? 0 : 1;
 out:
     atomic_store(&g_phase, -1);
+    if (scraping) {
+        atomic_store(&g_scrape_stop, 1);
+        pthread_join(scraper, NULL);
+    }
     for (int i = 0; g_conns && i < g_opt.streams; i++)
         conn_free(&g_conns[i]);
     free(g_conns);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +389,59 @@ static void test_stop_with_open_connections(void **state)
     free(text);
 }
 
+typedef struct {
+    metrics_t *m;
+    unsigned slot;
+    _Atomic int *stop;
+} counter_arg_t;
+
+/* What a worker does per bounce or per stream: look the series up by name, then add. */
+static void *count_thread(void *arg)
+{
+    counter_arg_t *a = arg;
+    while (!atomic_load(a->stop)) {
+        int id = metrics_register(a->m, METRIC_COUNTER, "fedgate_test_total", "kind=\"x\"", NULL);
+        metrics_add(a->m, a->slot, id, 1);
+    }
+    return NULL;
+}
+
+static void test_scrape_beside_busy_writers(void **state)
+{
+    /* Writer threads looking up series in a tight loop must neither starve a scrape nor wait for
+       one. */
+    struct sockaddr_storage sa;
+    metrics_t *m = registry();
+    for (int i = 0; i < 200; i++) {
+        char lab[64];
+        snprintf(lab, sizeof(lab), "partner=\"p%d.example\"", i);
+        assert_true(metrics_register(m, METRIC_GAUGE, "fedgate_partner_streams", lab, "s") >= 0);
+    }
+    mhttp_t *h = start(m, NULL, &sa);
+    _Atomic int stop = 0;
+    pthread_t th[2];
+    counter_arg_t args[2] = {{m, 0, &stop}, {m, 1, &stop}};
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, count_thread, &args[i]), 0);
+    uint64_t worst = 0;
+    for (int i = 0; i < 20; i++) {
+        uint64_t t0 = now_ms();
+        get(&sa, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof(resp));
+        uint64_t took = now_ms() - t0;
+        worst = took > worst ? took : worst;
+        assert_non_null(strstr(resp, "HTTP/1.0 200 OK\r\n"));
+        usleep(20000);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    print_message("slowest of 20 scrapes beside 2 busy writers: %llu ms\n",
+                  (unsigned long long)worst);
+    assert_true(worst < 200);
+    mhttp_stop(h);
+    metrics_destroy(m);
+}
+
 static void test_bad_address(void **state)
 {
     struct sockaddr_storage sa, sb;
@@ -410,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_slow_readers_and_body_bound),
         cmocka_unit_test(test_concurrent_scrapes),
         cmocka_unit_test(test_stop_with_open_connections),
+        cmocka_unit_test(test_scrape_beside_busy_writers),
         cmocka_unit_test(test_bad_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
