@@ -135,7 +135,7 @@ for h in $(seq 1 "$holders"); do
     grep -q '^holding' "$dir/holder$h.log" || { echo "holder $h did not get its streams up" >&2; exit 1; }
 done
 
-bench_cmd=("$bench" "${common[@]}" "$@")
+bench_cmd=("$bench" "${common[@]}" --metrics-port "$metrics_port" "$@")
 [ -n "$bench_cpus" ] && bench_cmd=(taskset -c "$bench_cpus" "${bench_cmd[@]}")
 rc=0
 if [ -n "$churn_ms" ] && [ "$churn_ref" = 1 ]; then
