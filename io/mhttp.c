@@ -107,7 +107,7 @@ struct mhttp {
     /* The thread's own counters: written and read by the thread only (appended to each scrape). */
     uint64_t responses[CODE_N];
     uint64_t dropped[DROP_N];
-    uint64_t render_ns; /* the last scrape's render time */
+    uint64_t render_ns; /* the current (or last) scrape's render time */
     client_t *cl;       /* cfg.max_clients slots */
 };
 
@@ -188,7 +188,7 @@ static void append_own(mhttp_t *h, buf_t *body)
              "fedgate_metrics_dropped_total{reason=\"timeout\"} %llu\n"
              "fedgate_metrics_dropped_total{reason=\"evicted\"} %llu\n"
              "fedgate_metrics_dropped_total{reason=\"closed\"} %llu\n"
-             "# HELP fedgate_metrics_render_seconds Time the previous scrape took to render\n"
+             "# HELP fedgate_metrics_render_seconds Time this scrape took to render\n"
              "# TYPE fedgate_metrics_render_seconds gauge\n"
              "fedgate_metrics_render_seconds %.6f\n",
              (unsigned long long)h->responses[CODE_200], (unsigned long long)h->responses[CODE_404],
