@@ -38,6 +38,7 @@ typedef struct {
     bool msg_ring;         /* IORING_OP_MSG_RING, 5.18 */
     bool link_timeout;
     bool single_issuer; /* IORING_SETUP_SINGLE_ISSUER, 6.0 */
+    bool coop_taskrun;  /* IORING_SETUP_COOP_TASKRUN + TASKRUN_FLAG, 5.19 */
 } io_features_t;
 
 /* Probes the kernel (cached after the first call). 0, or -errno when io_uring is unavailable. */
@@ -87,6 +88,9 @@ typedef struct {
     _Atomic uint64_t stale;
     _Atomic uint64_t xq_msgs;
     _Atomic uint64_t timers;
+    _Atomic uint64_t spins;     /* idle spins started */
+    _Atomic uint64_t spin_hits; /* ... that found work before their budget ran out */
+    _Atomic uint64_t sleeps;    /* blocking io_uring_enter waits */
 } worker_stats_t;
 
 #define WORKER_STAT_ADD(w, field, v)                                                               \
@@ -176,6 +180,12 @@ struct worker {
     uint64_t last_accept_err_log_ns;
     uint64_t suppressed_logs;
     int start_err;
+    /* Adaptive idle spin (see spin_pays() in worker.c): recent hit rate in 1/256, average wait of
+       a hit, and how many idle periods to sleep through before the next probe while spinning
+       does not pay. */
+    unsigned spin_rate;
+    uint64_t spin_wait_ns;
+    unsigned spin_skip, spin_backoff;
     worker_stats_t stats;
 };
 
