@@ -156,8 +156,12 @@ if [ -n "$churn_ms" ]; then
     done
     grep -q '^fedgate_churn: changing' "$dir/churn.log" || { cat "$dir/churn.log" >&2; exit 1; }
 fi
-timeout 900 "${bench_cmd[@]}" || rc=$?
 if [ -n "$churn_pid" ]; then
+    # Its stderr is kept too: a stream refused while the policy changed is a failure of the run.
+    timeout 900 "${bench_cmd[@]}" 2>"$dir/bench.err" &
+    bench_pid=$!
+    tail -n +1 -s 0.2 -f --pid="$bench_pid" "$dir/bench.err" >&2 || true
+    wait "$bench_pid" || rc=$?
     kill -TERM "$churn_pid" 2>/dev/null || true
     churn_rc=0
     wait "$churn_pid" || churn_rc=$?
@@ -167,6 +171,12 @@ if [ -n "$churn_pid" ]; then
         echo "policy churn: exit $churn_rc (a change failed)" >&2
         [ "$rc" -eq 0 ] && rc=1
     fi
+    if grep -q 'failed to open' "$dir/bench.err"; then
+        echo "policy churn: $(grep -o '[0-9]* of [0-9]* streams failed to open' "$dir/bench.err") while the policy changed" >&2
+        [ "$rc" -eq 0 ] && rc=1
+    fi
+else
+    timeout 900 "${bench_cmd[@]}" || rc=$?
 fi
 if ! kill -0 "$gw_pid" 2>/dev/null; then
     st=0; wait "$gw_pid" || st=$?
