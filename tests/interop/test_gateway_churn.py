@@ -211,7 +211,8 @@ def main():
         delivered += sum(r[2] for r in ra.values()) + sum(r[2] for r in rb.values())
         print(read(churn.log).strip(), flush=True)
         step(f"churn run: {ra.get('run', (0,))[0]} stanzas/s over {A_STREAMS} streams "
-             f"(reference {ref_rate}); {REMOVED}'s bench: {rb.get('run')}")
+             f"(reference {ref_rate}); {REMOVED}'s bench (rate, sent, received): {rb.get('run')}, "
+             f"exit {rcb} (its streams were closed)")
 
         # 1. The bench partners kept every stream and every stanza.
         bad = [x for x in slow if x]
