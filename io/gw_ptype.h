@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "core/peer.h"
+#include "core/stanza.h"
 #include "policy/decide.h"
 
 typedef struct gw_worker gw_worker_t;
@@ -43,6 +44,16 @@ void gw_ptype_tick(gw_worker_t *k);
 
 /* Kind of a serialized stanza from its start tag (the same kinds as decide_kind on a tree). */
 decide_kind_t gw_ptype_kind(const void *data, size_t len);
+
+/*
+ * What the audit line without bodies needs, read from the start tag of a stanza's bytes (as
+ * received or as serialized) without parsing the rest: an element in arena `a` with the stanza's
+ * name and its from, to, type and id as a parser would report them (line ends and white space
+ * normalized, entity and character references resolved). decide_audit_line() gives it the same
+ * line as the parsed tree. NULL when the tag is not read here (a prefixed name, no end of tag, a
+ * reference it does not know, arena full): parse the stanza then.
+ */
+stanza_t *gw_ptype_head(stanza_arena_t *a, const void *data, size_t len);
 
 /*
  * A stanza crossing the gateway: dir INBOUND (from a partner user to a local user) or OUTBOUND;

@@ -26,6 +26,21 @@ static int on_event(void *ctx, const xml_event_t *ev)
     return XML_CB_CONTINUE;
 }
 
+/* The stanza parsed the way the stream engine parses it, cloned into p->arena. */
+static void parse_into(parsed_t *p, const char *s)
+{
+    static const char open[] = "<stream:stream xmlns='jabber:server' "
+                               "xmlns:stream='http://etherx.jabber.org/streams'>";
+    xml_parser_t *x = NULL;
+    stream_limits_t l;
+    stream_limits_default(&l);
+    assert_int_equal(xml_parser_new(&x, &l, on_event, p), 0);
+    assert_int_equal(xml_feed(x, open, strlen(open), NULL), 0);
+    assert_int_equal(xml_feed(x, s, strlen(s), NULL), 0);
+    assert_non_null(p->tree);
+    xml_parser_free(x);
+}
+
 /* decide_kind() of the stanza parsed the way the stream engine parses it. */
 static decide_kind_t tree_kind(const char *s)
 {
@@ -100,9 +115,80 @@ static void test_kind_garbage(void **state)
     assert_int_equal(gw_ptype_kind(s, strlen(s)), DECIDE_K_PRESENCE);
 }
 
+/* Start tags as peers may write them: the audit line read from the tag must be the one of the
+   parsed tree, byte for byte. */
+static const char *const heads[] = {
+    "<message from='alice@p.example/home' to='bob@gw.example' type='chat' id='m1'>"
+    "<body>hi</body></message>",
+    "<message to=\"bob@gw.example\" from=\"a@p\" id=\"x'y\"/>",
+    "<message\n  from = 'a@p'\tto='b@g' type='chat'><body>x</body></message>",
+    "<message from='a@p' to='b@g' id='&lt;&gt;&amp;&apos;&quot;'/>",
+    "<message from='a@p' to='b@g' id='a&#10;b&#x9;c&#13;d&#xE9;&#x1F600;'/>",
+    "<message from='a@p' to='b@g' id='line\nbreak\r\nand\rcr\ttab'/>",
+    "<message from='a@p' to='b@g' id='gt > inside'><body>x</body></message>",
+    "<message xml:lang='en' from='a@p' to='b@g' xmlns:x='urn:x' x:id='not-it' id='it'/>",
+    "<message from='caf\xc3\xa9@p' to='b@g'/>",
+    "<message/>",
+    "<message type='error' from='a@p' to='b@g'><error type='cancel'/></message>",
+    "<presence from='a@p' to='b@g' type='subscribe' id='s'/>",
+    "<iq from='a@p' to='b@g' type='get' id='q'><query xmlns='jabber:iq:version'/></iq>",
+};
+
+static void test_head_same_line(void **state)
+{
+    (void)state;
+    stanza_arena_t *ha = NULL;
+    assert_int_equal(stanza_arena_new(&ha, 1 << 16), 0);
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+        parsed_t p = {0};
+        assert_int_equal(stanza_arena_new(&p.arena, 1 << 16), 0);
+        parse_into(&p, heads[i]);
+        stanza_arena_reset(ha);
+        const stanza_t *h = gw_ptype_head(ha, heads[i], strlen(heads[i]));
+        if (!h)
+            fail_msg("no head read from %s", heads[i]);
+        for (int d = 0; d < 2; d++) {
+            char want[1024], got[1024];
+            decide_dir_t dir = d ? DECIDE_OUTBOUND : DECIDE_INBOUND;
+            decide_audit_line(want, sizeof(want), dir, p.tree, false);
+            decide_audit_line(got, sizeof(got), dir, h, false);
+            if (strcmp(want, got) != 0)
+                fail_msg("%s:\n tree %s\n head %s", heads[i], want, got);
+        }
+        stanza_arena_free(p.arena);
+    }
+    stanza_arena_free(ha);
+}
+
+static void test_head_refuses(void **state)
+{
+    (void)state;
+    stanza_arena_t *ha = NULL;
+    assert_int_equal(stanza_arena_new(&ha, 1 << 16), 0);
+    static const char *const bad[] = {
+        "<cl:message xmlns:cl='jabber:server' to='b@g'/>", /* prefixed: parse it */
+        "<message to='b@g'",                               /* no end of tag */
+        "<message to='b@g",                                /* unterminated value */
+        "<message to=b@g/>",                               /* unquoted */
+        "<message to='&nbsp;'/>",                          /* not a predefined entity */
+        "<message to='&#xZZ;'/>",
+        "<message to='&#0;'/>",
+        "junk",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        stanza_arena_reset(ha);
+        if (gw_ptype_head(ha, bad[i], strlen(bad[i])))
+            fail_msg("read a head from %s", bad[i]);
+    }
+    assert_null(gw_ptype_head(ha, NULL, 0));
+    stanza_arena_free(ha);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_head_same_line),
+        cmocka_unit_test(test_head_refuses),
         cmocka_unit_test(test_kind_matches_decide),
         cmocka_unit_test(test_kind_garbage),
     };
