@@ -41,14 +41,24 @@ void log_vwrite(log_level_t level, const char *fmt, va_list ap)
 {
     if (level > log_get_level())
         return;
+    /* The date and time to the second, formatted once per second per thread: glibc's gmtime_r
+       takes the process-wide time zone lock, and the gateway writes a line per message at info. */
+    static _Thread_local struct {
+        time_t sec;
+        char text[80];
+    } stamp = {-1, ""};
     char line[1024];
     struct timespec ts;
-    struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, log_names[level]);
+    if (ts.tv_sec != stamp.sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(stamp.text, sizeof(stamp.text), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        stamp.sec = ts.tv_sec;
+    }
+    int n = snprintf(line, sizeof(line), "%s.%03ldZ %-5s ", stamp.text, ts.tv_nsec / 1000000,
+                     log_names[level]);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof(line) - 2)
