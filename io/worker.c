@@ -579,14 +579,14 @@ static void teardown_ring(worker_t *w)
 
 /*
  * Idle spinning pays only when work comes back within the spin: then it saves a sleep and a
- * wake-up, which cost about as much CPU as the spin budget should be (spin_us, ~10 µs on a virtual
- * machine, plus ~45 µs of latency). When the gaps between completions are longer, every spin is
- * lost, and at moderate rates (one stanza per wake-up) a fixed 50 µs spin was a third of the
- * gateway's CPU. Ski rental: spinning up to the cost of a sleep is never worse than twice the
- * best choice; a worker also keeps moving averages (1/8 weight) of how often its spins find work
- * (h, in 1/256) and how long that took (t), and spins only while h·(2C − t) > C with C the budget
- * — the saved sleeps outweigh the spin time. Otherwise it sleeps at once, probing with one spin
- * after 1, 2, 4 ... SPIN_BACKOFF_MAX idle periods, so a busier phase is noticed within a few.
+ * wake-up (several µs of CPU, ~45 µs of latency on a virtual machine). When the gaps between
+ * completions are longer, every spin is lost, and at moderate rates (one stanza per wake-up) a
+ * fixed 50 µs spin before every sleep was a third of the gateway's CPU. So a worker keeps moving
+ * averages (1/8 weight) of how often its spins find work (h, in 1/256) and how long that took (t),
+ * and spins only while the sleeps that saves (h·C, taking the budget C as the price of a sleep)
+ * outweigh the time spun (h·t + (1 − h)·C), i.e. h·(2C − t) > C. Otherwise it sleeps at once,
+ * probing with one spin after 1, 2, 4 ... SPIN_BACKOFF_MAX idle periods, so a busier phase is
+ * noticed within a few of them.
  */
 #define SPIN_BACKOFF_MAX 64
 
