@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "io/gw_ptype.h"
+#include "io/gw_flow.h"
 #include "io/gw_route.h"
 #include "io/gw_session.h"
 
@@ -20,16 +21,26 @@ uint64_t gw_now_ms(void)
 
 /* ---- component registry ---- */
 
-int gw_comp_owner(gw_t *gw, const char *domain)
+int gw_comp_find(gw_t *gw, const char *domain, int *owner)
 {
     unsigned n = atomic_load_explicit(&gw->ncomp, memory_order_acquire);
+    *owner = -1;
     for (unsigned i = 0; i < n && i < GW_COMP_MAX; i++)
-        if (strcmp(gw->comp[i].domain, domain) == 0)
-            return atomic_load_explicit(&gw->comp[i].owner, memory_order_acquire);
+        if (strcmp(gw->comp[i].domain, domain) == 0) {
+            *owner = atomic_load_explicit(&gw->comp[i].owner, memory_order_acquire);
+            return (int)i;
+        }
     return -1;
 }
 
-void gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t sess_id)
+int gw_comp_owner(gw_t *gw, const char *domain)
+{
+    int owner;
+    gw_comp_find(gw, domain, &owner);
+    return owner;
+}
+
+int gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t sess_id)
 {
     pthread_mutex_lock(&gw->comp_mu);
     unsigned n = atomic_load(&gw->ncomp), i;
@@ -40,7 +51,7 @@ void gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t se
         if (n == GW_COMP_MAX) {
             pthread_mutex_unlock(&gw->comp_mu);
             log_warn("component %s: too many components, not routed", domain);
-            return;
+            return -1;
         }
         /* A slot keeps its domain for the process's lifetime, so readers never see it change. */
         snprintf(gw->comp[i].domain, sizeof(gw->comp[i].domain), "%s", domain);
@@ -50,6 +61,7 @@ void gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t se
     atomic_store(&gw->comp[i].sess_id, sess_id);
     atomic_store_explicit(&gw->comp[i].owner, (int)worker, memory_order_release);
     pthread_mutex_unlock(&gw->comp_mu);
+    return (int)i;
 }
 
 void gw_comp_unregister(gw_t *gw, const char *domain, uint64_t sess_id)
@@ -171,6 +183,7 @@ static void refresh_fire(timer_ent_t *t, void *arg)
     gw_worker_t *k = arg;
     gw_worker_refresh(k);
     gw_route_flush_returns(k);
+    gw_flow_tick(k);
     gw_ptype_tick(k);
     timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
 }
@@ -226,6 +239,10 @@ void gw_worker_start(worker_t *w)
         log_error("worker %u: out of memory", k->idx);
         abort();
     }
+    if (gw_flow_start(k) != 0) {
+        log_error("worker %u: out of memory", k->idx);
+        abort();
+    }
     rc = gw_ptype_worker_open(k);
     if (rc != 0)
         log_error("worker %u: cannot read the ledger: %s (PublicUnverified contacts are refused)",
@@ -244,6 +261,7 @@ void gw_worker_stop(worker_t *w)
         return;
     timer_cancel(worker_timers(w), &k->refresh);
     timer_cancel(worker_timers(w), &k->snap_tmr);
+    gw_flow_stop(k);
     /* Connections are gone (closed by the group before this hook); free what is left. */
     while (k->sessions) {
         gw_sess_t *s = k->sessions;
@@ -258,6 +276,7 @@ void gw_worker_stop(worker_t *w)
         s->next = s->prev = NULL;
         timer_cancel(worker_timers(w), &s->tmr);
         timer_cancel(worker_timers(w), &s->free_tmr);
+        timer_cancel(worker_timers(w), &s->kick_tmr);
         if (s->dns_pending && k->dns)
             dns_cancel(k->dns, s->dns_id);
         if (s->counted)
@@ -265,6 +284,7 @@ void gw_worker_stop(worker_t *w)
         stream_free(s->st);
         tls_conn_free(s->tls);
         buf_free(&s->pin);
+        buf_free(&s->backlog); /* stopping: nothing is routed any more, so nothing to bounce */
         free(s->plan);
         free(s);
     }
@@ -317,6 +337,9 @@ void gw_worker_msg(worker_t *w, const xq_msg_t *m)
         break;
     case GW_MSG_RETURN:
         gw_route_recycle(k, m->ptr);
+        break;
+    case GW_MSG_RESUME:
+        gw_flow_slot_resumed(k, (unsigned)m->arg);
         break;
     case GW_MSG_TLS:
         tls_ctx_unref(k->tls);

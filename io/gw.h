@@ -51,15 +51,37 @@
    domain): the stanza path finds its stream without walking every session. */
 #define GW_ROUTE_BUCKETS 4096
 /* xq message types. */
-enum { GW_MSG_DELIVER = 1, GW_MSG_SHUTDOWN = 2, GW_MSG_TLS = 3, GW_MSG_RETURN = 4 };
+enum {
+    GW_MSG_DELIVER = 1,
+    GW_MSG_SHUTDOWN = 2,
+    GW_MSG_TLS = 3,
+    GW_MSG_RETURN = 4,
+    GW_MSG_RESUME = 5 /* arg: a component slot that drained (gw_flow.h) */
+};
 
 typedef struct gw_sess gw_sess_t;
 typedef struct gw_worker gw_worker_t;
+
+/* Where paused streams wait for a congested destination (gw_flow.h). */
+typedef struct gw_gate {
+    gw_sess_t *head;
+} gw_gate_t;
+
+/* Stanza blocks for another worker that its full queue did not take yet (gw_flow.h). */
+typedef struct {
+    struct gw_route_msg *head, *tail;
+    unsigned n;
+    gw_gate_t gate; /* the streams paused until it empties */
+} gw_outbox_t;
 
 typedef struct {
     char domain[STREAM_DOMAIN_MAX + 1]; /* written once, before owner is first published */
     _Atomic int owner;                  /* worker index of the connected component, -1: none */
     _Atomic uint64_t sess_id;
+    /* Flow control (gw_flow.h): set by the owner while the component is congested; bit w%64 set
+       by worker w when it paused a stream for it. */
+    _Atomic int busy;
+    _Atomic uint64_t waiters;
 } gw_comp_slot_t;
 
 typedef struct {
@@ -142,6 +164,12 @@ struct gw_worker {
     stanza_arena_t *sarena;
     stanza_t *stree;
     buf_t sout;
+    /* Flow control (gw_flow.h): the stream whose stanza is being routed (NULL for one from another
+       worker), and per component slot the streams paused for a component on another worker. */
+    gw_sess_t *cur_src;
+    gw_gate_t slot_gate[GW_COMP_MAX];
+    gw_outbox_t *outbox; /* one per worker */
+    timer_ent_t flow_tmr;
 };
 
 /* True when a log line a peer can trigger may be written now (at most one per millisecond per
@@ -162,9 +190,13 @@ void gw_worker_notify(worker_t *w);
 /* Renew the policy snapshot now; re-checks open streams when it changed. */
 void gw_worker_refresh(gw_worker_t *k);
 
-/* Component registry: owner worker of the component serving `domain`, or -1. */
+/* Component registry: the slot of `domain` (-1: none) and, in *owner, the worker of its connected
+   component or -1. */
+int gw_comp_find(gw_t *gw, const char *domain, int *owner);
+/* Owner worker of the component serving `domain`, or -1. */
 int gw_comp_owner(gw_t *gw, const char *domain);
-void gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t sess_id);
+/* Returns the domain's slot, or -1 when every slot is taken (the component is not routed). */
+int gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t sess_id);
 void gw_comp_unregister(gw_t *gw, const char *domain, uint64_t sess_id);
 
 /* Per-partner connection accounting (FG_ELIMIT over ConnectionLimit or the partner's limit). */

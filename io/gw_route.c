@@ -7,6 +7,7 @@
 #include "core/err.h"
 #include "core/jid.h"
 #include "core/log.h"
+#include "io/gw_flow.h"
 #include "io/gw_ptype.h"
 #include "io/gw_session.h"
 #include "policy/domain.h"
@@ -34,6 +35,16 @@ static void count_refused(gw_worker_t *k, const char *reason)
     gw_count(k, "fedgate_stanzas_refused_total", labels, 1);
 }
 
+/* A destination stream refused a stanza (gw_flow_send): a full backlog or queue is congestion. */
+static void refused_send(gw_worker_t *k, int rc, const void *data, size_t len, const char *cond)
+{
+    if (rc == FG_ELIMIT) {
+        count_refused(k, "congested");
+        cond = "resource-constraint";
+    }
+    gw_route_bounce(k, data, len, cond);
+}
+
 /* ---- components ---- */
 
 static gw_sess_t *find_component(gw_worker_t *k, const char *domain)
@@ -53,15 +64,9 @@ void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, 
         gw_route_bounce(k, data, len, "service-unavailable");
         return;
     }
-    if (gw_sess_congested(c, len)) {
-        count_refused(k, "congested");
-        gw_route_bounce(k, data, len, "resource-constraint");
-        return;
-    }
-    int rc = stream_send(c->st, from, to, data, len);
+    int rc = gw_flow_send(c, from, to, data, len);
     if (rc != 0) {
-        gw_route_bounce(k, data, len,
-                        rc == FG_ELIMIT ? "resource-constraint" : "service-unavailable");
+        refused_send(k, rc, data, len, "service-unavailable");
         return;
     }
     gw_sess_drain(c);
@@ -155,8 +160,8 @@ void gw_route_deliver_msg(gw_worker_t *k, gw_route_msg_t *m)
         return_to(k, o);
 }
 
-static void post_component(gw_worker_t *k, unsigned owner, const char *from, const char *to,
-                           const void *data, size_t len)
+static void post_component(gw_worker_t *k, unsigned slot, unsigned owner, const char *from,
+                           const char *to, const void *data, size_t len)
 {
     size_t fl = strlen(from), tl = strlen(to);
     gw_route_msg_t *m = fl <= JID_MAX && tl <= JID_MAX ? msg_get(k, fl + tl + 2 + len) : NULL;
@@ -170,9 +175,9 @@ static void post_component(gw_worker_t *k, unsigned owner, const char *from, con
     memcpy(m->buf, from, fl + 1);
     memcpy(m->buf + fl + 1, to, tl + 1);
     memcpy(m->buf + fl + tl + 2, data, len);
-    xq_msg_t msg = {.type = GW_MSG_DELIVER, .from = k->idx, .ptr = m};
-    if (worker_post(k->w, k->gw->g, owner, &msg) != 0) {
+    if (gw_flow_post(k, owner, slot, m) != 0) {
         msg_put(k, m);
+        count_refused(k, "worker-queue-full");
         gw_route_bounce(k, data, len, "resource-constraint");
         return;
     }
@@ -210,15 +215,9 @@ static void route_internal(gw_worker_t *k, const policy_hosted_t *h, const char 
                   h->target_host, h->target_port ? h->target_port : 5269);
         fresh = true;
     }
-    if (gw_sess_congested(s, len)) {
-        count_refused(k, "congested");
-        gw_route_bounce(k, data, len, "resource-constraint");
-        return;
-    }
-    int rc = stream_send(s->st, from, to, data, len);
+    int rc = gw_flow_send(s, from, to, data, len);
     if (rc != 0)
-        gw_route_bounce(k, data, len,
-                        rc == FG_ELIMIT ? "resource-constraint" : "remote-server-timeout");
+        refused_send(k, rc, data, len, "remote-server-timeout");
     if (fresh)
         gw_sess_connect(s, h->target_host, h->target_port);
     else
@@ -237,15 +236,15 @@ static void route_hosted(gw_worker_t *k, const policy_hosted_t *h, const char *f
         gw_route_bounce(k, data, len, "service-unavailable");
         return;
     }
-    int owner = gw_comp_owner(k->gw, h->domain);
-    if (owner < 0) {
+    int owner, slot = gw_comp_find(k->gw, h->domain, &owner);
+    if (slot < 0 || owner < 0) {
         gw_route_bounce(k, data, len, "service-unavailable");
         return;
     }
     if ((unsigned)owner == k->idx)
         gw_route_local_component(k, from, to, data, len);
     else
-        post_component(k, (unsigned)owner, from, to, data, len);
+        post_component(k, (unsigned)slot, (unsigned)owner, from, to, data, len);
 }
 
 /* ---- partners ---- */
@@ -311,16 +310,9 @@ static void route_partner(gw_worker_t *k, const char *fd, const char *td, const 
         }
         fresh = true;
     }
-    if (gw_sess_congested(s, len)) {
-        count_refused(k, "congested");
-        gw_route_bounce(k, data, len, "resource-constraint");
-        return;
-    }
-    int rc = stream_send(s->st, from, to, data, len);
-    if (rc != 0) {
-        gw_route_bounce(k, data, len,
-                        rc == FG_ELIMIT ? "resource-constraint" : "remote-server-timeout");
-    }
+    int rc = gw_flow_send(s, from, to, data, len);
+    if (rc != 0)
+        refused_send(k, rc, data, len, "remote-server-timeout");
     if (fresh)
         gw_sess_connect(s, p->proxy_host, p->proxy_port);
     else

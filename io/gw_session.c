@@ -10,6 +10,7 @@
 #include "core/jid.h"
 #include "core/log.h"
 #include "io/conn.h"
+#include "io/gw_flow.h"
 #include "io/gw_route.h"
 #include "io/listen.h"
 #include "policy/domain.h"
@@ -83,6 +84,7 @@ const policy_hosted_t *gw_internal_server(gw_worker_t *k, const char *domain)
 
 static void tmr_fire(timer_ent_t *t, void *arg);
 static void free_fire(timer_ent_t *t, void *arg);
+static void kick_fire(timer_ent_t *t, void *arg);
 
 int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out)
 {
@@ -114,8 +116,11 @@ int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out)
     if (cfg->remote)
         snprintf(s->remote, sizeof(s->remote), "%s", cfg->remote);
     buf_init(&s->pin, GW_PIN_MAX);
+    buf_init(&s->backlog, GW_BACKLOG_MAX);
+    s->comp_slot = -1;
     timer_init(&s->tmr, tmr_fire, s);
     timer_init(&s->free_tmr, free_fire, s);
+    timer_init(&s->kick_tmr, kick_fire, s);
     s->next = k->sessions;
     if (k->sessions)
         k->sessions->prev = s;
@@ -187,6 +192,7 @@ static void sess_free(gw_sess_t *s)
     gw_worker_t *k = s->k;
     timer_cancel(worker_timers(k->w), &s->tmr);
     timer_cancel(worker_timers(k->w), &s->free_tmr);
+    timer_cancel(worker_timers(k->w), &s->kick_tmr);
     if (s->dns_pending && k->dns)
         dns_cancel(k->dns, s->dns_id);
     if (s->verify_pending) {
@@ -203,6 +209,8 @@ static void sess_free(gw_sess_t *s)
     if (s->comp_registered)
         gw_comp_unregister(k->gw, s->remote, s->id);
     route_remove(s);
+    /* After route_remove: what its backlog still holds is bounced and must not come back to it. */
+    gw_flow_forget(s);
     if (s->m_open >= 0)
         metrics_add(k->gw->metrics, k->idx, s->m_open, -1);
     for (gw_sess_t *o = s->is_retry ? k->sessions : NULL; o; o = o->next)
@@ -217,6 +225,7 @@ static void sess_free(gw_sess_t *s)
     stream_free(s->st);
     tls_conn_free(s->tls);
     buf_free(&s->pin);
+    buf_free(&s->backlog);
     free(s->plan);
     free(s);
 }
@@ -275,9 +284,11 @@ static void sess_write(gw_sess_t *s, const void *data, size_t len)
         flush_cipher(s);
         return;
     }
-    if (conn_send(s->conn, data, len) != 0) {
-        log_warn("conn %llx %s %s: send queue full, closing", (unsigned long long)sess_cid(s),
-                 kind_name(s), s->remote);
+    int rc = conn_send(s->conn, data, len);
+    if (rc != 0) {
+        log_warn("conn %llx %s %s: cannot queue %zu bytes (%zu queued): %s, closing",
+                 (unsigned long long)sess_cid(s), kind_name(s), s->remote, len,
+                 conn_send_queued(s->conn), fg_strerror(rc));
         conn_abort(s->conn);
     }
 }
@@ -409,10 +420,40 @@ static void verify_answered(gw_sess_t *v, const stream_action_t *a)
 
 /* ---- actions ---- */
 
+/* A partner stream the current policy no longer allows is closed (DESIGN.md §4). A stream still
+   negotiating is judged by how it authenticates, once it has (on_authenticated): before that it
+   has no TLS or method to hold against it. True when it was closed. */
+static bool close_if_violating(gw_sess_t *s)
+{
+    const char *why = NULL;
+    const policy_partner_t *p = partner_for(s->k, s->remote);
+    bool authed = s->auth != STREAM_AUTH_NONE;
+    if (!p)
+        why = "partner removed";
+    else if (p->rules.tls == NEG_REQUIRED && authed && s->conn && !s->tls)
+        why = "TLS now required";
+    else if (p->rules.sasl == NEG_REQUIRED && authed && s->auth != STREAM_AUTH_SASL)
+        why = "SASL now required";
+    else if (!p->rules.dialback &&
+             (s->auth == STREAM_AUTH_DIALBACK_TLS || s->auth == STREAM_AUTH_DIALBACK_TCP))
+        why = "dialback no longer allowed";
+    if (!why)
+        return false;
+    log_info("conn %llx %s %s: %s, closing", (unsigned long long)sess_cid(s), kind_name(s),
+             s->remote, why);
+    s->local_close = true;
+    stream_close(s->st, "policy-violation", why);
+    gw_sess_drain(s);
+    return true;
+}
+
 static void on_authenticated(gw_sess_t *s, const stream_action_t *a)
 {
     gw_worker_t *k = s->k;
     s->auth = a->method;
+    /* The policy may have changed while the stream negotiated (gw_sess_recheck skipped it). */
+    if (s->kind != STREAM_COMPONENT && s->partner[0] && close_if_violating(s))
+        return;
     if (!s->local[0] && s->kind != STREAM_OUT && a->to)
         snprintf(s->local, sizeof(s->local), "%s", a->to);
     const char *dir = kind_name(s);
@@ -423,7 +464,7 @@ static void on_authenticated(gw_sess_t *s, const stream_action_t *a)
              out ? a->to : a->from, out ? a->from : a->to, stream_auth_name(a->method),
              tv ? ", " : "", tv ? tv : "");
     if (s->kind == STREAM_COMPONENT) {
-        gw_comp_register(k->gw, s->remote, k->idx, s->id);
+        s->comp_slot = gw_comp_register(k->gw, s->remote, k->idx, s->id);
         s->comp_registered = true;
         gw_sess_route_add(s);
     }
@@ -448,7 +489,10 @@ static void on_stanza(gw_sess_t *s, const stream_action_t *a)
     metrics_add(k->gw->metrics, k->idx, s->kind == STREAM_IN ? k->gw->m_in : k->gw->m_out, 1);
     /* Message content is logged in one place only: gw_ptype's audit line, which includes the
        body only with EnableLoggingAllMessageBodies. */
+    gw_sess_t *outer = k->cur_src;
+    k->cur_src = s;
     gw_route_stanza(k, a->from, a->to, a->data, a->len);
+    k->cur_src = outer;
 }
 
 static void start_tls(gw_sess_t *s, const stream_action_t *a)
@@ -634,12 +678,13 @@ static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
 {
     if (s->dead)
         return;
-    if (buf_append(&s->pin, data, len) != 0) {
+    if (len > 0 && buf_append(&s->pin, data, len) != 0) {
         stream_close(s->st, "resource-constraint", "input buffer full");
         gw_sess_drain(s);
         return;
     }
-    while (s->pin.len > 0 && !s->dead) {
+    /* A stream paused by flow control (s->gate) keeps the rest in pin for gw_sess_resume. */
+    while (s->pin.len > 0 && !s->dead && !s->gate) {
         bool had_tls = s->tls != NULL;
         int r = stream_feed(s->st, s->pin.data, s->pin.len, gw_now_ms());
         if (r < 0)
@@ -798,6 +843,31 @@ static void on_data(conn_t *c, const uint8_t *data, size_t len)
         feed_plain(s, data, len);
 }
 
+static void kick_fire(timer_ent_t *t, void *arg)
+{
+    (void)t;
+    gw_sess_t *s = arg;
+    if (!s->dead && !s->gate)
+        feed_plain(s, NULL, 0);
+}
+
+void gw_sess_resume(gw_sess_t *s)
+{
+    if (s->conn)
+        conn_recv_resume(s->conn);
+    if (s->pin.len > 0)
+        timer_arm_at(worker_timers(s->k->w), &s->kick_tmr, timer_now_ns());
+}
+
+static void on_writable(conn_t *c)
+{
+    gw_sess_t *s = conn_ctx(c);
+    if (!s || s->dead)
+        return;
+    flush_cipher(s);
+    gw_flow_writable(s);
+}
+
 static void on_timer(conn_t *c, unsigned id)
 {
     (void)c;
@@ -824,8 +894,15 @@ static void on_close(conn_t *c, int reason)
         return;
     }
     if (!s->dead) {
-        stream_transport_closed(s->st);
-        gw_sess_drain(s);
+        if (s->gate && s->pin.len > 0) {
+            /* Paused with stanzas received: they are still routed (or bounced), not lost. */
+            gw_flow_leave(s);
+            feed_plain(s, NULL, 0);
+        }
+        if (!s->dead) {
+            stream_transport_closed(s->st);
+            gw_sess_drain(s);
+        }
     }
     sess_free(s);
 }
@@ -908,14 +985,26 @@ static void out_open(conn_t *c)
     }
 }
 
-const conn_ops_t gw_in_ops = {
-    .on_open = in_open, .on_data = on_data, .on_timer = on_timer, .on_close = on_close};
-const conn_ops_t gw_tls_ops = {
-    .on_open = tls_open, .on_data = on_data, .on_timer = on_timer, .on_close = on_close};
-const conn_ops_t gw_comp_ops = {
-    .on_open = comp_open, .on_data = on_data, .on_timer = on_timer, .on_close = on_close};
-const conn_ops_t gw_out_ops = {
-    .on_open = out_open, .on_data = on_data, .on_timer = on_timer, .on_close = on_close};
+const conn_ops_t gw_in_ops = {.on_open = in_open,
+                              .on_data = on_data,
+                              .on_writable = on_writable,
+                              .on_timer = on_timer,
+                              .on_close = on_close};
+const conn_ops_t gw_tls_ops = {.on_open = tls_open,
+                               .on_data = on_data,
+                               .on_writable = on_writable,
+                               .on_timer = on_timer,
+                               .on_close = on_close};
+const conn_ops_t gw_comp_ops = {.on_open = comp_open,
+                                .on_data = on_data,
+                                .on_writable = on_writable,
+                                .on_timer = on_timer,
+                                .on_close = on_close};
+const conn_ops_t gw_out_ops = {.on_open = out_open,
+                               .on_data = on_data,
+                               .on_writable = on_writable,
+                               .on_timer = on_timer,
+                               .on_close = on_close};
 
 /* ---- outgoing: resolve and connect ---- */
 
@@ -1027,25 +1116,7 @@ void gw_sess_recheck(gw_worker_t *k)
         }
         if (s->dead || s->kind == STREAM_COMPONENT || !s->partner[0])
             continue;
-        const char *why = NULL;
-        const policy_partner_t *p = partner_for(k, s->remote);
-        if (!p)
-            why = "partner removed";
-        else if (p->rules.tls == NEG_REQUIRED && s->conn && !s->tls)
-            why = "TLS now required";
-        else if (p->rules.sasl == NEG_REQUIRED && s->auth != STREAM_AUTH_NONE &&
-                 s->auth != STREAM_AUTH_SASL)
-            why = "SASL now required";
-        else if (!p->rules.dialback &&
-                 (s->auth == STREAM_AUTH_DIALBACK_TLS || s->auth == STREAM_AUTH_DIALBACK_TCP))
-            why = "dialback no longer allowed";
-        if (why) {
-            log_info("conn %llx %s %s: %s, closing", (unsigned long long)sess_cid(s), kind_name(s),
-                     s->remote, why);
-            s->local_close = true;
-            stream_close(s->st, "policy-violation", why);
-            gw_sess_drain(s);
-        }
+        close_if_violating(s);
     }
 }
 
@@ -1078,7 +1149,7 @@ void gw_sess_snapshot(gw_worker_t *k)
 
 bool gw_sess_congested(const gw_sess_t *s, size_t len)
 {
-    if (!s->conn)
+    if (!s->conn || s->dead)
         return false; /* not connected yet: the engine's own bounded queue applies */
     size_t pending = s->tls ? tls_conn_cipher_pending(s->tls) : 0;
     /* Room for the stanza, TLS record overhead and what TLS still holds. */
@@ -1094,6 +1165,7 @@ void gw_sess_trim(gw_worker_t *k)
             continue;
         if (stream_state(s->st) == STREAM_S_OPEN)
             stream_trim(s->st);
+        gw_flow_trim(s);
         if (s->pin.len == 0 && s->pin.cap > 0) {
             buf_free(&s->pin);
             buf_init(&s->pin, GW_PIN_MAX);

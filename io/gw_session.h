@@ -62,6 +62,17 @@ struct gw_sess {
     uint64_t verify_for;
     bool verify_pending;
     char v_from[STREAM_DOMAIN_MAX + 1], v_to[STREAM_DOMAIN_MAX + 1], v_id[STREAM_PEER_ID_MAX + 1];
+    /* Flow control (gw_flow.h). As a source: the gate it waits at with its receiving paused.
+       As a destination: its waiters, its backlog (from bl_off on), its component slot. */
+    gw_gate_t *gate;
+    gw_sess_t *gnext, *gprev;
+    uint64_t paused_ms;
+    gw_gate_t own_gate;
+    buf_t backlog;
+    size_t bl_off;
+    int comp_slot; /* -1: not a registered component */
+    bool slot_busy;
+    timer_ent_t kick_tmr; /* resumed: feed what waited in pin */
 };
 
 extern const conn_ops_t gw_in_ops;   /* s2s listener (listener arg: NULL) */
@@ -94,6 +105,9 @@ void gw_internal_rules(peer_rules_t *r);
 /* True when s's send queue has no room for len more bytes: the stanza is bounced with
    resource-constraint rather than overflowing the queue (which would cost the whole connection). */
 bool gw_sess_congested(const gw_sess_t *s, size_t len);
+/* Flow control resumed s (gw_flow.h): receive again, and feed what is already buffered from the
+   worker loop (not from inside the caller, which may be another stream's delivery). */
+void gw_sess_resume(gw_sess_t *s);
 /* Release buffer capacity idle sessions of k no longer need. */
 void gw_sess_trim(gw_worker_t *k);
 /* Rebuild k's stream table snapshot (gw_t.snap[k->idx]). */
