@@ -76,6 +76,7 @@ typedef struct {
     int size;
     double hold_secs;
     int metrics_port;
+    int sink_stall_ms;
 } bench_opts_t;
 
 static bench_opts_t g_opt = {
@@ -500,7 +501,15 @@ static void *sink_thread(void *arg)
     (void)arg;
     static char buf[1 << 18];
     size_t len = 0;
+    bool stalled = false;
     for (;;) {
+        /* --sink-stall-ms: a component that stops reading when the run starts, so the gateway
+           must hold the sources back (flow control) rather than bounce or drop. */
+        if (g_opt.sink_stall_ms > 0 && !stalled && atomic_load(&g_phase) == 1) {
+            stalled = true;
+            fprintf(stderr, "  [sink] not reading for %d ms\n", g_opt.sink_stall_ms);
+            sleep_ns((uint64_t)g_opt.sink_stall_ms * 1000000ull);
+        }
         ssize_t r = recv(g_sink_fd, buf + len, sizeof buf - len, 0);
         if (r <= 0) {
             if (r < 0 && (errno == EINTR || errno == EAGAIN))
@@ -752,12 +761,13 @@ static double ratio(double a, double b)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: fedgate-bench --secret-file F --cert-dir DIR [--ca FILE] [--domain D]\n"
-            "         [--partner-fmt FMT] [--partners M] [--streams N] [--rate R] [--duration S]\n"
-            "         [--baseline-secs S] [--baseline-rate R] [--threads T] [--open-threads T]\n"
-            "         [--size BYTES] [--host IP] [--port P] [--direct-tls] [--component-port P]\n"
-            "         [--gateway-pid PID] [--hold-secs S] [--metrics-port P]\n");
+    fprintf(
+        stderr,
+        "usage: fedgate-bench --secret-file F --cert-dir DIR [--ca FILE] [--domain D]\n"
+        "         [--partner-fmt FMT] [--partners M] [--streams N] [--rate R] [--duration S]\n"
+        "         [--baseline-secs S] [--baseline-rate R] [--threads T] [--open-threads T]\n"
+        "         [--size BYTES] [--host IP] [--port P] [--direct-tls] [--component-port P]\n"
+        "         [--gateway-pid PID] [--hold-secs S] [--metrics-port P] [--sink-stall-ms MS]\n");
 }
 
 static int load_opts(int argc, char **argv)
@@ -783,6 +793,7 @@ static int load_opts(int argc, char **argv)
                                        {"size", 1, 0, 'z'},
                                        {"hold-secs", 1, 0, 'h'},
                                        {"metrics-port", 1, 0, 'M'},
+                                       {"sink-stall-ms", 1, 0, 'S'},
                                        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -850,6 +861,9 @@ static int load_opts(int argc, char **argv)
         case 'M':
             g_opt.metrics_port = atoi(optarg);
             break;
+        case 'S':
+            g_opt.sink_stall_ms = atoi(optarg);
+            break;
         default:
             return -EINVAL;
         }
@@ -859,7 +873,8 @@ static int load_opts(int argc, char **argv)
         g_opt.streams > BENCH_MAX_STREAMS || g_opt.threads < 1 || g_opt.threads > 64 ||
         g_opt.open_threads < 1 || g_opt.duration <= 0 || g_opt.duration > 3600 ||
         g_opt.size < 100 || g_opt.size > 3000 || g_opt.hold_secs < 0 || g_opt.hold_secs > 3600 ||
-        g_opt.metrics_port < 0 || g_opt.metrics_port > 65535)
+        g_opt.metrics_port < 0 || g_opt.metrics_port > 65535 || g_opt.sink_stall_ms < 0 ||
+        g_opt.sink_stall_ms > 600000)
         return -EINVAL;
     return 0;
 }
