@@ -722,10 +722,21 @@ static void run_phase(int phase, int streams, double rate, double secs, phase_re
     atomic_store(&g_phase, -1);
     for (int i = 0; i < nt; i++)
         pthread_join(th[i], NULL);
-    /* Let what is in flight arrive (up to 3 s) so every sent stanza is counted. */
-    uint64_t sent = atomic_load(&g_sent[phase]);
-    for (int i = 0; i < 300 && atomic_load(&g_recv[phase]) < sent; i++)
+    /* Let what is in flight arrive so every sent stanza is counted: as long as stanzas keep
+       arriving (the gateway slows senders down rather than dropping, so at full speed the
+       partners' socket buffers may hold seconds of traffic), until 3 s pass without one, 60 s at
+       most. */
+    uint64_t sent = atomic_load(&g_sent[phase]), seen = atomic_load(&g_recv[phase]);
+    uint64_t quiet_since = now_ns(), stop_at = quiet_since + 60000000000ull;
+    while (atomic_load(&g_recv[phase]) < sent && now_ns() < stop_at &&
+           now_ns() - quiet_since < 3000000000ull) {
         sleep_ns(10000000);
+        uint64_t r = atomic_load(&g_recv[phase]);
+        if (r != seen) {
+            seen = r;
+            quiet_since = now_ns();
+        }
+    }
     int64_t cpu1 = gw_cpu_us();
     if (cpu0 >= 0 && cpu1 < 0) {
         printf("GATEWAY GONE: pid %d disappeared during the %s phase\n", g_opt.gateway_pid,

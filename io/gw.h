@@ -170,6 +170,7 @@ struct gw_worker {
     gw_gate_t slot_gate[GW_COMP_MAX];
     gw_outbox_t *outbox; /* one per worker */
     timer_ent_t flow_tmr;
+    int m_paused, m_backlog, m_outbox; /* gauges: paused streams, backlog bytes, outbox stanzas */
 };
 
 /* True when a log line a peer can trigger may be written now (at most one per millisecond per

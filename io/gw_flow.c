@@ -20,6 +20,12 @@ static size_t rec_size(const rec_hdr_t *h)
     return sizeof(*h) + h->from_len + 1u + h->to_len + 1u + h->len;
 }
 
+static void gauge(gw_worker_t *k, int id, int64_t v)
+{
+    if (id >= 0)
+        metrics_add(k->gw->metrics, k->idx, id, v);
+}
+
 static bool backlog_empty(const gw_sess_t *d)
 {
     return d->bl_off >= d->backlog.len;
@@ -44,6 +50,7 @@ static int backlog_push(gw_sess_t *d, const char *from, const char *to, const vo
     buf_append(&d->backlog, from, fl + 1);
     buf_append(&d->backlog, to, tl + 1);
     buf_append(&d->backlog, data, len);
+    gauge(d->k, d->k->m_backlog, (int64_t)rec_size(&h));
     return 0;
 }
 
@@ -94,6 +101,7 @@ static void gate_wait(gw_gate_t *g, gw_sess_t *src)
         g->head->gprev = src;
     g->head = src;
     gw_count(src->k, "fedgate_flow_pauses_total", "", 1);
+    gauge(src->k, src->k->m_paused, 1);
 }
 
 static void gate_leave(gw_sess_t *s)
@@ -109,6 +117,7 @@ static void gate_leave(gw_sess_t *s)
         s->gnext->gprev = s->gprev;
     s->gate = NULL;
     s->gnext = s->gprev = NULL;
+    gauge(s->k, s->k->m_paused, -1);
 }
 
 static void resume(gw_sess_t *s)
@@ -190,9 +199,14 @@ static void outbox_fire(timer_ent_t *t, void *arg)
     bool left = false;
     for (unsigned w = 0; w < k->gw->nworkers; w++) {
         gw_outbox_t *o = &k->outbox[w];
-        while (o->head && post(k, w, o->head) == 0) {
-            o->head = o->head->next;
+        while (o->head) {
+            /* Read next first: once posted, the block is the consumer's, which reuses next. */
+            gw_route_msg_t *m = o->head, *next = m->next;
+            if (post(k, w, m) != 0)
+                break;
+            o->head = next;
             o->n--;
+            gauge(k, k->m_outbox, -1);
         }
         if (o->head)
             left = true;
@@ -207,8 +221,15 @@ static void outbox_fire(timer_ent_t *t, void *arg)
 
 int gw_flow_start(gw_worker_t *k)
 {
+    metrics_t *m = k->gw->metrics;
     k->outbox = calloc(k->gw->nworkers, sizeof(*k->outbox));
     timer_init(&k->flow_tmr, outbox_fire, k);
+    k->m_paused = metrics_register(m, METRIC_GAUGE, "fedgate_flow_paused_streams", NULL,
+                                   "Streams not read until their stanzas' destination drains");
+    k->m_backlog = metrics_register(m, METRIC_GAUGE, "fedgate_flow_backlog_bytes", NULL,
+                                    "Stanza bytes waiting for a congested destination stream");
+    k->m_outbox = metrics_register(m, METRIC_GAUGE, "fedgate_flow_outbox_stanzas", NULL,
+                                   "Stanzas waiting for room in another worker's queue");
     return k->outbox ? 0 : -ENOMEM;
 }
 
@@ -242,6 +263,7 @@ int gw_flow_post(gw_worker_t *k, unsigned owner, unsigned slot, gw_route_msg_t *
         o->head = m;
     o->tail = m;
     o->n++;
+    gauge(k, k->m_outbox, 1);
     gate_wait(&o->gate, k->cur_src);
     if (!timer_armed(&k->flow_tmr))
         timer_arm_at(worker_timers(k->w), &k->flow_tmr, timer_now_ns() + OUTBOX_RETRY_NS);
@@ -299,6 +321,7 @@ void gw_flow_writable(gw_sess_t *d)
             break;
         int rc = stream_send(d->st, from, to, data, h.len);
         d->bl_off += rec_size(&h);
+        gauge(k, k->m_backlog, -(int64_t)rec_size(&h));
         if (rc != 0) {
             /* The bounce may be routed back to d and grow its backlog (moving it): bounce a
                copy. Rare: the stream refused the stanza. */
@@ -336,6 +359,8 @@ void gw_flow_forget(gw_sess_t *s)
        bounces are routed and must not find it. */
     buf_t bl = s->backlog;
     size_t off = s->bl_off;
+    if (bl.len > off)
+        gauge(k, k->m_backlog, -(int64_t)(bl.len - off));
     buf_init(&s->backlog, GW_BACKLOG_MAX);
     s->bl_off = 0;
     const char *cond =
