@@ -90,7 +90,13 @@ static bool over(const gw_sess_t *d, unsigned num)
 
 static void gate_wait(gw_gate_t *g, gw_sess_t *src)
 {
-    if (!src || src->gate || !src->conn || src->dead)
+    /* Only a partner's own stream is paused. A component or an internal server feeds every
+       partner: pausing it for one partner's congested stream would let that partner (one that
+       stops reading, say) stall the traffic to all of them. Its stanzas wait in the backlog and
+       are bounced past it. */
+    if (!src || src->kind != STREAM_IN || !src->partner[0])
+        return;
+    if (src->gate || !src->conn || src->dead)
         return;
     conn_recv_pause(src->conn);
     src->gate = g;

@@ -8,6 +8,10 @@
  * being turned into bounces that each cost the sender a stream of its own. A stanza is bounced
  * with resource-constraint only when the backlog is full too (GW_BACKLOG_MAX).
  *
+ * Only partner streams are paused: a component or an internal server, whose stanzas go to every
+ * partner, is never held back for one partner's congested stream; what it sends to that stream
+ * waits in the backlog and is bounced past it.
+ *
  * A paused source stops at the stanza that found the destination congested; what it has received
  * beyond that waits, unparsed, in its input buffer, and gw_sess_resume() feeds it once the gate
  * opens. So each paused source adds at most one stanza to what a destination must absorb. Stanzas

@@ -36,10 +36,14 @@ static void count_refused(gw_worker_t *k, const char *reason)
 }
 
 /* A destination stream refused a stanza (gw_flow_send): a full backlog or queue is congestion. */
-static void refused_send(gw_worker_t *k, int rc, const void *data, size_t len, const char *cond)
+static void refused_send(gw_worker_t *k, const gw_sess_t *d, int rc, const void *data, size_t len,
+                         const char *cond)
 {
     if (rc == FG_ELIMIT) {
         count_refused(k, "congested");
+        if (gw_log_ok(k))
+            log_warn("route -> %s: stream congested and its backlog full, stanza bounced",
+                     d->remote);
         cond = "resource-constraint";
     }
     gw_route_bounce(k, data, len, cond);
@@ -66,7 +70,7 @@ void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, 
     }
     int rc = gw_flow_send(c, from, to, data, len);
     if (rc != 0) {
-        refused_send(k, rc, data, len, "service-unavailable");
+        refused_send(k, c, rc, data, len, "service-unavailable");
         return;
     }
     gw_sess_drain(c);
@@ -178,6 +182,10 @@ static void post_component(gw_worker_t *k, unsigned slot, unsigned owner, const 
     if (gw_flow_post(k, owner, slot, m) != 0) {
         msg_put(k, m);
         count_refused(k, "worker-queue-full");
+        if (gw_log_ok(k))
+            log_warn("route -> %s: worker %u's queue and this worker's outbox are full, stanza "
+                     "bounced",
+                     to, owner);
         gw_route_bounce(k, data, len, "resource-constraint");
         return;
     }
@@ -217,7 +225,7 @@ static void route_internal(gw_worker_t *k, const policy_hosted_t *h, const char 
     }
     int rc = gw_flow_send(s, from, to, data, len);
     if (rc != 0)
-        refused_send(k, rc, data, len, "remote-server-timeout");
+        refused_send(k, s, rc, data, len, "remote-server-timeout");
     if (fresh)
         gw_sess_connect(s, h->target_host, h->target_port);
     else
@@ -312,7 +320,7 @@ static void route_partner(gw_worker_t *k, const char *fd, const char *td, const 
     }
     int rc = gw_flow_send(s, from, to, data, len);
     if (rc != 0)
-        refused_send(k, rc, data, len, "remote-server-timeout");
+        refused_send(k, s, rc, data, len, "remote-server-timeout");
     if (fresh)
         gw_sess_connect(s, p->proxy_host, p->proxy_port);
     else
