@@ -74,6 +74,18 @@ static void collect_gw(void *arg, buf_t *out)
              "fedgate_partner_connections %u\n",
              atomic_load(&gw->nconns));
     buf_append_str(out, line);
+    /* Read from the metrics thread: xq_len is two atomic loads, a snapshot. */
+    buf_append_str(out, "# HELP fedgate_worker_queue_depth Messages waiting in a worker's queues "
+                        "from the other workers and the control thread\n"
+                        "# TYPE fedgate_worker_queue_depth gauge\n");
+    for (unsigned i = 0; i < gw->nworkers; i++) {
+        worker_t *w = wgroup_worker(gw->g, i);
+        uint32_t n = 0;
+        for (unsigned j = 0; w && w->inq && j <= gw->nworkers; j++)
+            n += xq_len(&w->inq[j]);
+        snprintf(line, sizeof(line), "fedgate_worker_queue_depth{worker=\"%u\"} %u\n", i, n);
+        buf_append_str(out, line);
+    }
 }
 
 /* The /metrics server: a thread of its own, so scrapes never wait behind stanza traffic. */
