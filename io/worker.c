@@ -407,6 +407,13 @@ static void dispatch(worker_t *w, uint64_t ud, int res, uint32_t flags)
         arm_wake(w);
         break;
     case IOOP_NOP:
+        /* idx > 0: our IORING_OP_MSG_RING to worker idx - 1 (see ring_peer) failed, so its
+           wake-up was not delivered: ring its eventfd instead. */
+        if (iotag_idx(ud) && res < 0 && iotag_idx(ud) <= w->g->n) {
+            uint64_t one = 1;
+            ssize_t r = write(w->g->w[iotag_idx(ud) - 1].wake.efd, &one, sizeof(one));
+            (void)r;
+        }
         break;
     case IOOP_DNS_POLL:
     case IOOP_DNS_CANCEL:
@@ -823,6 +830,33 @@ void wgroup_notify(wgroup_t *g)
     }
 }
 
+/*
+ * A worker waking another: the same Dekker pair as xq_wake_ring (push, fence, check the sleeping
+ * flag), but the wake-up is an IORING_OP_MSG_RING on the producer's own ring instead of an eventfd
+ * write: it leaves with the producer's next submit (the end of this loop iteration, or the enter
+ * it sleeps in) rather than a system call of its own, and the sleeper finds a completion in its
+ * CQ ring without running the eventfd's task work and re-arming its read. Only a failure completes
+ * on the producer's ring, tagged with the target (idx + 1), and falls back to the eventfd.
+ */
+static void ring_peer(worker_t *from, worker_t *dst)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&dst->wake.sleeping, memory_order_relaxed) ||
+        !atomic_exchange(&dst->wake.sleeping, 0))
+        return;
+    atomic_fetch_add_explicit(&dst->wake.rings, 1, memory_order_relaxed);
+    struct io_uring_sqe *sqe = worker_sqe(from);
+    if (!sqe) {
+        uint64_t one = 1;
+        ssize_t r = write(dst->wake.efd, &one, sizeof(one));
+        (void)r;
+        return;
+    }
+    io_uring_prep_msg_ring(sqe, dst->ring.ring_fd, 0, iotag_make(IOOP_NOP, 0, 0), 0);
+    io_uring_sqe_set_data64(sqe, iotag_make(IOOP_NOP, dst->idx + 1, 0));
+    io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS); /* only a failure needs our attention */
+}
+
 int worker_post(worker_t *from, wgroup_t *g, unsigned to, const xq_msg_t *m)
 {
     if (to >= g->n)
@@ -832,7 +866,11 @@ int worker_post(worker_t *from, wgroup_t *g, unsigned to, const xq_msg_t *m)
     copy.from = src;
     worker_t *dst = &g->w[to];
     int ret = xq_push(&dst->inq[src], &copy);
-    if (ret == 0)
-        xq_wake_ring(&dst->wake);
+    if (ret == 0) {
+        if (from && from != dst && g->feat.msg_ring)
+            ring_peer(from, dst);
+        else
+            xq_wake_ring(&dst->wake);
+    }
     return ret;
 }

@@ -753,6 +753,31 @@ static void test_notify_wakes_idle_workers(void **state)
     wgroup_destroy(g);
 }
 
+/* A worker wakes a sleeping worker with IORING_OP_MSG_RING; when that fails (its completion, tagged
+   IOOP_NOP with the target's index + 1, carries an error) the target's eventfd is rung instead. */
+static void test_msg_ring_failure_rings_eventfd(void **state)
+{
+    (void)state;
+    wgroup_t *g;
+    wgroup_config_t cfg = {.nworkers = 2, .max_conns = 8};
+    assert_int_equal(wgroup_create(&g, &cfg), 0);
+    assert_int_equal(wgroup_start(g), 0);
+    worker_t *w1 = wgroup_worker(g, 1);
+    for (int k = 0; k < 2000 && !atomic_load(&w1->wake.sleeping); k++)
+        usleep(1000);
+    assert_true(atomic_load(&w1->wake.sleeping));
+    uint64_t c0 = atomic_load(&w1->stats.cqes);
+    usleep(50000);
+    assert_true(atomic_load(&w1->stats.cqes) == c0); /* idle: nothing else wakes it */
+    worker_inject_cqe(wgroup_worker(g, 0), iotag_make(IOOP_NOP, 2, 0), -EBADF, 0);
+    for (int k = 0; k < 2000 && atomic_load(&w1->stats.cqes) == c0; k++)
+        usleep(1000);
+    assert_true(atomic_load(&w1->stats.cqes) > c0); /* its eventfd read completed */
+    /* A failed wake-up for a worker that does not exist is ignored. */
+    worker_inject_cqe(wgroup_worker(g, 0), iotag_make(IOOP_NOP, 3, 0), -EBADF, 0);
+    wgroup_destroy(g);
+}
+
 /* ---- quiesce ------------------------------------------------------------------------------ */
 
 static void test_quiesce_stops_accepting(void **state)
@@ -858,6 +883,7 @@ int main(void)
         cmocka_unit_test(test_metrics_http),
         cmocka_unit_test(test_single_shot_fallback),
         cmocka_unit_test(test_notify_wakes_idle_workers),
+        cmocka_unit_test(test_msg_ring_failure_rings_eventfd),
         cmocka_unit_test(test_quiesce_stops_accepting),
     };
     int r = cmocka_run_group_tests(tests, setup, teardown);
