@@ -98,8 +98,8 @@ static void gate_wait(gw_gate_t *g, gw_sess_t *src)
         return;
     if (src->gate || !src->conn || src->dead)
         return;
-    conn_recv_pause(src->conn);
     src->gate = g;
+    gw_sess_hold(src);
     src->paused_ms = gw_now_ms();
     src->gprev = NULL;
     src->gnext = g->head;

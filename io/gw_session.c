@@ -683,6 +683,8 @@ static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
         gw_sess_drain(s);
         return;
     }
+    if (s->gate)
+        gw_sess_hold(s);
     /* A stream paused by flow control (s->gate) keeps the rest in pin for gw_sess_resume. */
     while (s->pin.len > 0 && !s->dead && !s->gate) {
         bool had_tls = s->tls != NULL;
@@ -849,6 +851,12 @@ static void kick_fire(timer_ent_t *t, void *arg)
     gw_sess_t *s = arg;
     if (!s->dead && !s->gate)
         feed_plain(s, NULL, 0);
+}
+
+void gw_sess_hold(gw_sess_t *s)
+{
+    if (s->conn && s->pin.len >= GW_HOLD_MAX)
+        conn_recv_pause(s->conn);
 }
 
 void gw_sess_resume(gw_sess_t *s)

@@ -105,6 +105,12 @@ void gw_internal_rules(peer_rules_t *r);
 /* True when s's send queue has no room for len more bytes: the stanza is bounced with
    resource-constraint rather than overflowing the queue (which would cost the whole connection). */
 bool gw_sess_congested(const gw_sess_t *s, size_t len);
+/* Flow control paused s (s->gate set): once what it holds unparsed passes GW_HOLD_MAX, its
+   connection stops receiving. A short pause costs nothing more: the next recv buffer or two
+   wait in pin, and the kernel keeps reading until the bound. */
+void gw_sess_hold(gw_sess_t *s);
+/* Bytes a paused stream may buffer before its receiving stops. */
+#define GW_HOLD_MAX (32 * 1024)
 /* Flow control resumed s (gw_flow.h): receive again, and feed what is already buffered from the
    worker loop (not from inside the caller, which may be another stream's delivery). */
 void gw_sess_resume(gw_sess_t *s);
