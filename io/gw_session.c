@@ -432,8 +432,9 @@ static bool close_if_violating(gw_sess_t *s)
         why = "partner removed";
     else if (p->rules.tls == NEG_REQUIRED && authed && s->conn && !s->tls)
         why = "TLS now required";
-    else if (p->rules.sasl == NEG_REQUIRED && authed && s->auth != STREAM_AUTH_SASL)
-        why = "SASL now required";
+    else if (p->rules.sasl == NEG_REQUIRED && !p->rules.dialback && authed &&
+             s->auth != STREAM_AUTH_SASL)
+        why = "SASL now required"; /* with dialback allowed it is SASL's fallback (DESIGN.md §6) */
     else if (!p->rules.dialback &&
              (s->auth == STREAM_AUTH_DIALBACK_TLS || s->auth == STREAM_AUTH_DIALBACK_TCP))
         why = "dialback no longer allowed";
