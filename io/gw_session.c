@@ -530,6 +530,12 @@ static void start_tls(gw_sess_t *s, const stream_action_t *a)
 static void on_close_action(gw_sess_t *s, const stream_action_t *a)
 {
     s->dead = true;
+    if (a->condition) {
+        char labels[96];
+        snprintf(labels, sizeof(labels), "dir=\"%s\",condition=\"%.48s\"", kind_name(s),
+                 a->condition);
+        gw_count(s->k, "fedgate_streams_closed_total", labels, 1);
+    }
     if (a->condition && s->partner[0])
         gw_note_failure(s->k->gw, s->partner, a->condition);
     if (a->condition && gw_log_ok(s->k))
@@ -675,27 +681,22 @@ void gw_sess_drain(gw_sess_t *s)
 
 static void feed_cipher(gw_sess_t *s, const uint8_t *data, size_t len);
 
-static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
+/* Feeds what waits in pin to the engine, a stanza at a time, until it needs more bytes, the
+   stream ends, or flow control pauses it (s->gate; unless force). Consumed bytes leave pin once at
+   the end: a memmove per stanza would cost a pin's length each time. */
+static void parse_pin(gw_sess_t *s, bool force)
 {
-    if (s->dead)
-        return;
-    if (len > 0 && buf_append(&s->pin, data, len) != 0) {
-        stream_close(s->st, "resource-constraint", "input buffer full");
-        gw_sess_drain(s);
-        return;
-    }
-    if (s->gate)
-        gw_sess_hold(s);
-    /* A stream paused by flow control (s->gate) keeps the rest in pin for gw_sess_resume. */
-    while (s->pin.len > 0 && !s->dead && !s->gate) {
+    size_t off = 0;
+    while (off < s->pin.len && !s->dead && (force || !s->gate)) {
         bool had_tls = s->tls != NULL;
-        int r = stream_feed(s->st, s->pin.data, s->pin.len, gw_now_ms());
+        int r = stream_feed(s->st, s->pin.data + off, s->pin.len - off, gw_now_ms());
         if (r < 0)
             break;
-        buf_consume(&s->pin, (size_t)r);
+        off += (size_t)r;
         gw_sess_drain(s);
         if (!had_tls && s->tls) {
             /* STARTTLS: what follows <proceed/> is the TLS handshake. */
+            buf_consume(&s->pin, off);
             if (s->pin.len > 0) {
                 buf_t rest = s->pin;
                 buf_init(&s->pin, GW_PIN_MAX);
@@ -707,6 +708,26 @@ static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
         if (r == 0)
             break;
     }
+    buf_consume(&s->pin, off);
+}
+
+static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
+{
+    if (s->dead)
+        return;
+    /* Paused, yet more arrived than pin holds (completions the kernel had queued before receiving
+       stopped): parse what waits rather than fail the stream; its stanzas go to the congested
+       destination's backlog, or are bounced past it. */
+    if (len > 0 && s->gate && s->pin.len + len > s->pin.max)
+        parse_pin(s, true);
+    if (len > 0 && buf_append(&s->pin, data, len) != 0) {
+        stream_close(s->st, "resource-constraint", "input buffer full");
+        gw_sess_drain(s);
+        return;
+    }
+    if (s->gate)
+        gw_sess_hold(s);
+    parse_pin(s, false);
 }
 
 static void tls_fail(gw_sess_t *s, const char *what)
