@@ -681,22 +681,37 @@ void gw_sess_drain(gw_sess_t *s)
 
 static void feed_cipher(gw_sess_t *s, const uint8_t *data, size_t len);
 
+/* Bytes in pin the engine has not taken yet (from pin_off on). */
+static size_t pin_unparsed(const gw_sess_t *s)
+{
+    return s->pin.len - s->pin_off;
+}
+
+/* Moves the unparsed bytes to the front of pin. Done only when the parsed prefix is at least
+   as long as what is left, or room is needed: a paused stream takes one stanza per resume, and
+   moving the rest every time would cost its whole input once per stanza. */
+static void pin_compact(gw_sess_t *s, bool always)
+{
+    if (s->pin_off == 0 || (!always && s->pin_off < pin_unparsed(s)))
+        return;
+    buf_consume(&s->pin, s->pin_off);
+    s->pin_off = 0;
+}
+
 /* Feeds what waits in pin to the engine, a stanza at a time, until it needs more bytes, the
-   stream ends, or flow control pauses it (s->gate; unless force). Consumed bytes leave pin once at
-   the end: a memmove per stanza would cost a pin's length each time. */
+   stream ends, or flow control pauses it (s->gate; unless force). */
 static void parse_pin(gw_sess_t *s, bool force)
 {
-    size_t off = 0;
-    while (off < s->pin.len && !s->dead && (force || !s->gate)) {
+    while (s->pin_off < s->pin.len && !s->dead && (force || !s->gate)) {
         bool had_tls = s->tls != NULL;
-        int r = stream_feed(s->st, s->pin.data + off, s->pin.len - off, gw_now_ms());
+        int r = stream_feed(s->st, s->pin.data + s->pin_off, pin_unparsed(s), gw_now_ms());
         if (r < 0)
             break;
-        off += (size_t)r;
+        s->pin_off += (size_t)r;
         gw_sess_drain(s);
         if (!had_tls && s->tls) {
             /* STARTTLS: what follows <proceed/> is the TLS handshake. */
-            buf_consume(&s->pin, off);
+            pin_compact(s, true);
             if (s->pin.len > 0) {
                 buf_t rest = s->pin;
                 buf_init(&s->pin, GW_PIN_MAX);
@@ -708,7 +723,12 @@ static void parse_pin(gw_sess_t *s, bool force)
         if (r == 0)
             break;
     }
-    buf_consume(&s->pin, off);
+    if (s->pin_off == s->pin.len) {
+        buf_reset(&s->pin);
+        s->pin_off = 0;
+    } else {
+        pin_compact(s, false);
+    }
 }
 
 static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
@@ -718,6 +738,8 @@ static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
     /* Paused, yet more arrived than pin holds (completions the kernel had queued before receiving
        stopped): parse what waits rather than fail the stream; its stanzas go to the congested
        destination's backlog, or are bounced past it. */
+    if (len > 0 && s->pin.len + len > s->pin.max)
+        pin_compact(s, true);
     if (len > 0 && s->gate && s->pin.len + len > s->pin.max)
         parse_pin(s, true);
     if (len > 0 && buf_append(&s->pin, data, len) != 0) {
@@ -877,7 +899,7 @@ static void kick_fire(timer_ent_t *t, void *arg)
 
 void gw_sess_hold(gw_sess_t *s)
 {
-    if (s->conn && s->pin.len >= GW_HOLD_MAX)
+    if (s->conn && pin_unparsed(s) >= GW_HOLD_MAX)
         conn_recv_pause(s->conn);
 }
 
@@ -885,7 +907,7 @@ void gw_sess_resume(gw_sess_t *s)
 {
     if (s->conn)
         conn_recv_resume(s->conn);
-    if (s->pin.len > 0)
+    if (pin_unparsed(s) > 0)
         timer_arm_at(worker_timers(s->k->w), &s->kick_tmr, timer_now_ns());
 }
 
@@ -924,7 +946,7 @@ static void on_close(conn_t *c, int reason)
         return;
     }
     if (!s->dead) {
-        if (s->gate && s->pin.len > 0) {
+        if (s->gate && pin_unparsed(s) > 0) {
             /* Paused with stanzas received: they are still routed (or bounced), not lost. */
             gw_flow_leave(s);
             feed_plain(s, NULL, 0);

@@ -47,8 +47,9 @@ struct gw_sess {
     char local[STREAM_DOMAIN_MAX + 1];
     char remote[STREAM_DOMAIN_MAX + 1];
     char partner[STREAM_DOMAIN_MAX + 1]; /* primary domain of the partner, "" if none */
-    buf_t pin;                           /* plaintext not yet taken by the engine */
-    timer_ent_t tmr;                     /* the engine's timer */
+    buf_t pin;                           /* plaintext; the engine has taken it up to pin_off */
+    size_t pin_off;
+    timer_ent_t tmr; /* the engine's timer */
     timer_ent_t free_tmr;
     /* OUT: endpoints and the one being tried. */
     dns_result_t *plan;
