@@ -277,6 +277,7 @@ void gw_worker_stop(worker_t *w)
         timer_cancel(worker_timers(w), &s->tmr);
         timer_cancel(worker_timers(w), &s->free_tmr);
         timer_cancel(worker_timers(w), &s->kick_tmr);
+        timer_cancel(worker_timers(w), &s->release_tmr);
         if (s->dns_pending && k->dns)
             dns_cancel(k->dns, s->dns_id);
         if (s->counted)

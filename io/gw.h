@@ -64,7 +64,7 @@ typedef struct gw_worker gw_worker_t;
 
 /* Where paused streams wait for a congested destination (gw_flow.h). */
 typedef struct gw_gate {
-    gw_sess_t *head;
+    gw_sess_t *head, *tail;
 } gw_gate_t;
 
 /* Stanza blocks for another worker that its full queue did not take yet (gw_flow.h). */
@@ -170,7 +170,9 @@ struct gw_worker {
     gw_gate_t slot_gate[GW_COMP_MAX];
     gw_outbox_t *outbox; /* one per worker */
     timer_ent_t flow_tmr;
+    timer_ent_t slot_rel_tmr;          /* lets the next batch of slot_gate waiters go */
     int m_paused, m_backlog, m_outbox; /* gauges: paused streams, backlog bytes, outbox stanzas */
+    int m_pauses, m_backlogged, m_backlog_full, m_pause_timeouts; /* counters */
 };
 
 /* True when a log line a peer can trigger may be written now (at most one per millisecond per

@@ -20,6 +20,7 @@ static size_t rec_size(const rec_hdr_t *h)
     return sizeof(*h) + h->from_len + 1u + h->to_len + 1u + h->len;
 }
 
+/* Adds v to this worker's share of series id (a gauge or a counter registered at start). */
 static void gauge(gw_worker_t *k, int id, int64_t v)
 {
     if (id >= 0)
@@ -101,12 +102,15 @@ static void gate_wait(gw_gate_t *g, gw_sess_t *src)
     src->gate = g;
     gw_sess_hold(src);
     src->paused_ms = gw_now_ms();
-    src->gprev = NULL;
-    src->gnext = g->head;
-    if (g->head)
-        g->head->gprev = src;
-    g->head = src;
-    gw_count(src->k, "fedgate_flow_pauses_total", "", 1);
+    /* In arrival order: waiters are let go a batch at a time, the longest waiting first. */
+    src->gnext = NULL;
+    src->gprev = g->tail;
+    if (g->tail)
+        g->tail->gnext = src;
+    else
+        g->head = src;
+    g->tail = src;
+    gauge(src->k, src->k->m_pauses, 1);
     gauge(src->k, src->k->m_paused, 1);
 }
 
@@ -121,6 +125,8 @@ static void gate_leave(gw_sess_t *s)
         g->head = s->gnext;
     if (s->gnext)
         s->gnext->gprev = s->gprev;
+    else
+        g->tail = s->gprev;
     s->gate = NULL;
     s->gnext = s->gprev = NULL;
     gauge(s->k, s->k->m_paused, -1);
@@ -144,6 +150,21 @@ static void gate_release(gw_gate_t *g)
         resume(g->head);
 }
 
+/* Lets at most GW_RELEASE_BATCH waiters go; true when some still wait. Released all at once,
+   a thousand paused partners would each send a stanza and be paused again at once: the
+   destination's free half holds a few hundred stanzas, and a resumed stream brings the input it
+   buffered meanwhile, so a few streams at a time fill it. */
+static bool gate_release_batch(gw_gate_t *g)
+{
+    for (unsigned i = 0; i < GW_RELEASE_BATCH && g->head; i++)
+        resume(g->head);
+    return g->head != NULL;
+}
+
+/* The next batch goes after the streams just resumed have run (their feeding is armed for now;
+   this comes a microsecond later), and only while the destination still has room. */
+#define RELEASE_GAP_NS 1000ull
+
 /* ---- component slots (the cross-worker part) ---- */
 
 static void slot_mark(gw_sess_t *d)
@@ -152,6 +173,35 @@ static void slot_mark(gw_sess_t *d)
         return;
     d->slot_busy = true;
     atomic_store(&d->k->gw->comp[d->comp_slot].busy, 1);
+}
+
+static void slot_release_fire(timer_ent_t *t, void *arg)
+{
+    gw_worker_t *k = arg;
+    bool more = false;
+    unsigned n = atomic_load(&k->gw->ncomp);
+    for (unsigned i = 0; i < n && i < GW_COMP_MAX; i++) {
+        gw_comp_slot_t *sl = &k->gw->comp[i];
+        if (!k->slot_gate[i].head)
+            continue;
+        if (atomic_load(&sl->busy)) {
+            /* Busy again before everyone went: the owner's next wake-up must reach us (the mask
+               was taken when it last cleared). Register, then re-check, as after_post does. */
+            atomic_fetch_or(&sl->waiters, 1ull << (k->idx % 64));
+            if (atomic_load(&sl->busy))
+                continue;
+        }
+        more |= gate_release_batch(&k->slot_gate[i]);
+    }
+    if (more)
+        timer_arm_at(worker_timers(k->w), t, timer_now_ns() + RELEASE_GAP_NS);
+}
+
+/* The component of `slot` drained: its waiters on this worker go, a batch at a time. */
+static void slot_release(gw_worker_t *k, unsigned slot)
+{
+    if (gate_release_batch(&k->slot_gate[slot]) && !timer_armed(&k->slot_rel_tmr))
+        timer_arm_at(worker_timers(k->w), &k->slot_rel_tmr, timer_now_ns() + RELEASE_GAP_NS);
 }
 
 static void slot_clear(gw_sess_t *d)
@@ -169,7 +219,7 @@ static void slot_clear(gw_sess_t *d)
         if (!(mask & (1ull << (w % 64))))
             continue;
         if (w == k->idx) {
-            gate_release(&k->slot_gate[d->comp_slot]);
+            slot_release(k, (unsigned)d->comp_slot);
             continue;
         }
         xq_msg_t m = {.type = GW_MSG_RESUME, .arg = (uint64_t)d->comp_slot};
@@ -186,7 +236,7 @@ static void after_post(gw_worker_t *k, unsigned slot)
     atomic_fetch_or(&sl->waiters, 1ull << (k->idx % 64));
     gate_wait(&k->slot_gate[slot], src);
     if (!atomic_load(&sl->busy))
-        gate_release(&k->slot_gate[slot]);
+        slot_release(k, slot);
 }
 
 /* ---- outboxes ---- */
@@ -230,18 +280,31 @@ int gw_flow_start(gw_worker_t *k)
     metrics_t *m = k->gw->metrics;
     k->outbox = calloc(k->gw->nworkers, sizeof(*k->outbox));
     timer_init(&k->flow_tmr, outbox_fire, k);
+    timer_init(&k->slot_rel_tmr, slot_release_fire, k);
     k->m_paused = metrics_register(m, METRIC_GAUGE, "fedgate_flow_paused_streams", NULL,
                                    "Streams not read until their stanzas' destination drains");
     k->m_backlog = metrics_register(m, METRIC_GAUGE, "fedgate_flow_backlog_bytes", NULL,
                                     "Stanza bytes waiting for a congested destination stream");
     k->m_outbox = metrics_register(m, METRIC_GAUGE, "fedgate_flow_outbox_stanzas", NULL,
                                    "Stanzas waiting for room in another worker's queue");
+    /* Registered here, not per event: a pause can come with every other stanza at full load. */
+    k->m_pauses = metrics_register(m, METRIC_COUNTER, "fedgate_flow_pauses_total", NULL,
+                                   "Partner streams paused for a congested destination");
+    k->m_backlogged = metrics_register(m, METRIC_COUNTER, "fedgate_flow_backlogged_total", NULL,
+                                       "Stanzas that waited in a destination's backlog");
+    k->m_backlog_full =
+        metrics_register(m, METRIC_COUNTER, "fedgate_flow_backlog_full_total", NULL,
+                         "Stanzas refused because the destination's backlog was full");
+    k->m_pause_timeouts =
+        metrics_register(m, METRIC_COUNTER, "fedgate_flow_pause_timeouts_total", NULL,
+                         "Pauses ended by the time bound rather than the destination draining");
     return k->outbox ? 0 : -ENOMEM;
 }
 
 void gw_flow_stop(gw_worker_t *k)
 {
     timer_cancel(worker_timers(k->w), &k->flow_tmr);
+    timer_cancel(worker_timers(k->w), &k->slot_rel_tmr);
     for (unsigned w = 0; k->outbox && w < k->gw->nworkers; w++)
         while (k->outbox[w].head) {
             gw_route_msg_t *m = k->outbox[w].head;
@@ -279,7 +342,7 @@ int gw_flow_post(gw_worker_t *k, unsigned owner, unsigned slot, gw_route_msg_t *
 void gw_flow_slot_resumed(gw_worker_t *k, unsigned slot)
 {
     if (slot < GW_COMP_MAX)
-        gate_release(&k->slot_gate[slot]);
+        slot_release(k, slot);
 }
 
 /* ---- destinations ---- */
@@ -306,9 +369,9 @@ int gw_flow_send(gw_sess_t *d, const char *from, const char *to, const void *dat
     } else {
         rc = backlog_push(d, from, to, data, len);
         if (rc == 0)
-            gw_count(d->k, "fedgate_flow_backlogged_total", "", 1);
+            gauge(d->k, d->k->m_backlogged, 1);
         else
-            gw_count(d->k, "fedgate_flow_backlog_full_total", "", 1);
+            gauge(d->k, d->k->m_backlog_full, 1);
     }
     if (rc == 0)
         after_queue(d);
@@ -350,13 +413,33 @@ void gw_flow_writable(gw_sess_t *d)
         conn_want_writable(d->conn);
         return;
     }
-    gate_release(&d->own_gate);
+    if (gate_release_batch(&d->own_gate) && !timer_armed(&d->release_tmr))
+        timer_arm_at(worker_timers(k->w), &d->release_tmr, timer_now_ns() + RELEASE_GAP_NS);
     slot_clear(d);
+}
+
+static void release_fire(timer_ent_t *t, void *arg)
+{
+    gw_sess_t *d = arg;
+    if (d->dead || !d->conn)
+        return; /* gw_flow_forget lets everyone go */
+    if (over(d, 2)) {
+        conn_want_writable(d->conn); /* gw_flow_writable goes on */
+        return;
+    }
+    if (gate_release_batch(&d->own_gate))
+        timer_arm_at(worker_timers(d->k->w), t, timer_now_ns() + RELEASE_GAP_NS);
+}
+
+void gw_flow_sess_init(gw_sess_t *s)
+{
+    timer_init(&s->release_tmr, release_fire, s);
 }
 
 void gw_flow_forget(gw_sess_t *s)
 {
     gw_worker_t *k = s->k;
+    timer_cancel(worker_timers(k->w), &s->release_tmr);
     gate_leave(s);
     gate_release(&s->own_gate);
     slot_clear(s);
@@ -387,11 +470,11 @@ void gw_flow_tick(gw_worker_t *k)
     unsigned n = atomic_load(&k->gw->ncomp);
     for (unsigned i = 0; i < n && i < GW_COMP_MAX; i++)
         if (k->slot_gate[i].head && !atomic_load(&k->gw->comp[i].busy))
-            gate_release(&k->slot_gate[i]);
+            slot_release(k, i);
     for (gw_sess_t *s = k->sessions, *next; s; s = next) {
         next = s->next;
         if (s->gate && now - s->paused_ms > GW_PAUSE_MAX_MS) {
-            gw_count(k, "fedgate_flow_pause_timeouts_total", "", 1);
+            gauge(k, k->m_pause_timeouts, 1);
             resume(s);
         }
     }

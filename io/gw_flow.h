@@ -50,9 +50,14 @@
 int gw_flow_send(gw_sess_t *d, const char *from, const char *to, const void *data, size_t len);
 /* d's connection can take more: flush its backlog, and release its waiters once it drained. */
 void gw_flow_writable(gw_sess_t *d);
+/* Paused streams let go at once when their destination drains; the next batch follows once
+   those have run, while there is room. */
+#define GW_RELEASE_BATCH 16
 /* Blocks waiting in one outbox at most; past it stanzas for that worker are bounced. */
 #define GW_OUTBOX_MAX 4096
 
+/* A new session's flow-control timer (before it can be a destination). */
+void gw_flow_sess_init(gw_sess_t *s);
 /* Worker start / stop: the outboxes and their timer. 0 or -ENOMEM. */
 int gw_flow_start(gw_worker_t *k);
 void gw_flow_stop(gw_worker_t *k);

@@ -121,6 +121,7 @@ int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out)
     timer_init(&s->tmr, tmr_fire, s);
     timer_init(&s->free_tmr, free_fire, s);
     timer_init(&s->kick_tmr, kick_fire, s);
+    gw_flow_sess_init(s);
     s->next = k->sessions;
     if (k->sessions)
         k->sessions->prev = s;

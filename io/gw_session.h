@@ -73,7 +73,8 @@ struct gw_sess {
     size_t bl_off;
     int comp_slot; /* -1: not a registered component */
     bool slot_busy;
-    timer_ent_t kick_tmr; /* resumed: feed what waited in pin */
+    timer_ent_t kick_tmr;    /* resumed: feed what waited in pin */
+    timer_ent_t release_tmr; /* lets the next batch of own_gate waiters go (gw_flow.c) */
 };
 
 extern const conn_ops_t gw_in_ops;   /* s2s listener (listener arg: NULL) */
