@@ -147,7 +147,7 @@ static void arm_recv(conn_t *c)
     struct io_uring_sqe *sqe = worker_sqe(w);
     if (!sqe)
         return;
-    if (w->feat->multishot_recv)
+    if (w->feat->multishot_recv && !c->recv_single)
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     else
         io_uring_prep_recv(sqe, c->fd, NULL, 0, 0);
@@ -445,6 +445,11 @@ void conn_recv_pause(conn_t *c)
     if (c->recv_paused)
         return;
     c->recv_paused = true;
+    /* A multishot receive goes on filling buffers until the cancel is seen, and is re-armed on
+       resume with whatever the socket holds: megabytes from a fast peer, more than a paused
+       handler can keep. A connection that was paused once gets one buffer per receive from
+       then on, so what arrives after a pause is bounded by one buffer. */
+    c->recv_single = true;
     if (c->recv_armed && c->state == CONN_OPEN) {
         struct io_uring_sqe *sqe = worker_sqe(c->w);
         if (sqe) {

@@ -63,7 +63,9 @@ void conn_trim(conn_t *c);
 /* Closes without flushing (the peer misbehaved). Idempotent. */
 void conn_abort(conn_t *c);
 /* Stops / restarts delivery of on_data (receive-side backpressure). Bytes already received by the
- * kernel stay in its socket buffer; a few already completed may still be delivered after pause. */
+ * kernel stay in its socket buffer; a few already completed may still be delivered after pause.
+ * From its first pause on, a connection receives one buffer per receive operation (single-shot),
+ * so what can still arrive after a later pause is one buffer. */
 void conn_recv_pause(conn_t *c);
 void conn_recv_resume(conn_t *c);
 /* Arms timer `id` (< CONN_TIMERS) to fire on_timer after ms milliseconds, replacing an earlier

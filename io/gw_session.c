@@ -700,10 +700,12 @@ static void pin_compact(gw_sess_t *s, bool always)
 }
 
 /* Feeds what waits in pin to the engine, a stanza at a time, until it needs more bytes, the
-   stream ends, or flow control pauses it (s->gate; unless force). */
-static void parse_pin(gw_sess_t *s, bool force)
+   stream ends, or flow control pauses it (s->gate) — unless `room` > 0: then, paused or not, until
+   pin can take `room` more bytes. */
+static void parse_pin(gw_sess_t *s, size_t room)
 {
-    while (s->pin_off < s->pin.len && !s->dead && (force || !s->gate)) {
+    while (s->pin_off < s->pin.len && !s->dead &&
+           (room ? s->pin.max - pin_unparsed(s) < room : !s->gate)) {
         bool had_tls = s->tls != NULL;
         int r = stream_feed(s->st, s->pin.data + s->pin_off, pin_unparsed(s), gw_now_ms());
         if (r < 0)
@@ -730,19 +732,22 @@ static void parse_pin(gw_sess_t *s, bool force)
     } else {
         pin_compact(s, false);
     }
+    /* Resumed with a full buffer: receive again only once it is worked down (gw_sess_resume). */
+    if (!s->gate && s->conn && pin_unparsed(s) < GW_HOLD_MAX)
+        conn_recv_resume(s->conn);
 }
 
 static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
 {
     if (s->dead)
         return;
-    /* Paused, yet more arrived than pin holds (completions the kernel had queued before receiving
-       stopped): parse what waits rather than fail the stream; its stanzas go to the congested
-       destination's backlog, or are bounced past it. */
+    /* More arrived than pin holds (a paused stream gets the buffers the kernel had filled before
+       receiving stopped): parse just enough to make room rather than fail the stream; paused,
+       its stanzas go to the congested destination's backlog, or are bounced past it. */
     if (len > 0 && s->pin.len + len > s->pin.max)
         pin_compact(s, true);
-    if (len > 0 && s->gate && s->pin.len + len > s->pin.max)
-        parse_pin(s, true);
+    if (len > 0 && s->pin.len + len > s->pin.max)
+        parse_pin(s, len);
     if (len > 0 && buf_append(&s->pin, data, len) != 0) {
         stream_close(s->st, "resource-constraint", "input buffer full");
         gw_sess_drain(s);
@@ -750,7 +755,7 @@ static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
     }
     if (s->gate)
         gw_sess_hold(s);
-    parse_pin(s, false);
+    parse_pin(s, 0);
 }
 
 static void tls_fail(gw_sess_t *s, const char *what)
@@ -906,7 +911,7 @@ void gw_sess_hold(gw_sess_t *s)
 
 void gw_sess_resume(gw_sess_t *s)
 {
-    if (s->conn)
+    if (s->conn && pin_unparsed(s) < GW_HOLD_MAX)
         conn_recv_resume(s->conn);
     if (pin_unparsed(s) > 0)
         timer_arm_at(worker_timers(s->k->w), &s->kick_tmr, timer_now_ns());

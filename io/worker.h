@@ -119,6 +119,7 @@ struct conn {
     uint8_t state;
     bool recv_armed;
     bool recv_paused;
+    bool recv_single; /* paused once: single-shot receives from then on (see conn_recv_pause) */
     bool send_inflight;
     bool flush_listed;
     bool want_writable;
