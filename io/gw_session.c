@@ -746,8 +746,10 @@ static void feed_plain(gw_sess_t *s, const uint8_t *data, size_t len)
        its stanzas go to the congested destination's backlog, or are bounced past it. */
     if (len > 0 && s->pin.len + len > s->pin.max)
         pin_compact(s, true);
-    if (len > 0 && s->pin.len + len > s->pin.max)
+    if (len > 0 && s->pin.len + len > s->pin.max) {
         parse_pin(s, len);
+        pin_compact(s, true);
+    }
     if (len > 0 && buf_append(&s->pin, data, len) != 0) {
         stream_close(s->st, "resource-constraint", "input buffer full");
         gw_sess_drain(s);
