@@ -21,7 +21,7 @@ static size_t rec_size(const rec_hdr_t *h)
 }
 
 /* Adds v to this worker's share of series id (a gauge or a counter registered at start). */
-static void gauge(gw_worker_t *k, int id, int64_t v)
+static void series_add(gw_worker_t *k, int id, int64_t v)
 {
     if (id >= 0)
         metrics_add(k->gw->metrics, k->idx, id, v);
@@ -51,7 +51,7 @@ static int backlog_push(gw_sess_t *d, const char *from, const char *to, const vo
     buf_append(&d->backlog, from, fl + 1);
     buf_append(&d->backlog, to, tl + 1);
     buf_append(&d->backlog, data, len);
-    gauge(d->k, d->k->m_backlog, (int64_t)rec_size(&h));
+    series_add(d->k, d->k->m_backlog, (int64_t)rec_size(&h));
     return 0;
 }
 
@@ -110,8 +110,8 @@ static void gate_wait(gw_gate_t *g, gw_sess_t *src)
     else
         g->head = src;
     g->tail = src;
-    gauge(src->k, src->k->m_pauses, 1);
-    gauge(src->k, src->k->m_paused, 1);
+    series_add(src->k, src->k->m_pauses, 1);
+    series_add(src->k, src->k->m_paused, 1);
 }
 
 static void gate_leave(gw_sess_t *s)
@@ -129,7 +129,7 @@ static void gate_leave(gw_sess_t *s)
         g->tail = s->gprev;
     s->gate = NULL;
     s->gnext = s->gprev = NULL;
-    gauge(s->k, s->k->m_paused, -1);
+    series_add(s->k, s->k->m_paused, -1);
 }
 
 static void resume(gw_sess_t *s)
@@ -262,7 +262,7 @@ static void outbox_fire(timer_ent_t *t, void *arg)
                 break;
             o->head = next;
             o->n--;
-            gauge(k, k->m_outbox, -1);
+            series_add(k, k->m_outbox, -1);
         }
         if (o->head)
             left = true;
@@ -332,7 +332,7 @@ int gw_flow_post(gw_worker_t *k, unsigned owner, unsigned slot, gw_route_msg_t *
         o->head = m;
     o->tail = m;
     o->n++;
-    gauge(k, k->m_outbox, 1);
+    series_add(k, k->m_outbox, 1);
     gate_wait(&o->gate, k->cur_src);
     if (!timer_armed(&k->flow_tmr))
         timer_arm_at(worker_timers(k->w), &k->flow_tmr, timer_now_ns() + OUTBOX_RETRY_NS);
@@ -369,9 +369,9 @@ int gw_flow_send(gw_sess_t *d, const char *from, const char *to, const void *dat
     } else {
         rc = backlog_push(d, from, to, data, len);
         if (rc == 0)
-            gauge(d->k, d->k->m_backlogged, 1);
+            series_add(d->k, d->k->m_backlogged, 1);
         else
-            gauge(d->k, d->k->m_backlog_full, 1);
+            series_add(d->k, d->k->m_backlog_full, 1);
     }
     if (rc == 0)
         after_queue(d);
@@ -390,7 +390,7 @@ void gw_flow_writable(gw_sess_t *d)
             break;
         int rc = stream_send(d->st, from, to, data, h.len);
         d->bl_off += rec_size(&h);
-        gauge(k, k->m_backlog, -(int64_t)rec_size(&h));
+        series_add(k, k->m_backlog, -(int64_t)rec_size(&h));
         if (rc != 0) {
             /* The bounce may be routed back to d and grow its backlog (moving it): bounce a
                copy. Rare: the stream refused the stanza. */
@@ -449,7 +449,7 @@ void gw_flow_forget(gw_sess_t *s)
     buf_t bl = s->backlog;
     size_t off = s->bl_off;
     if (bl.len > off)
-        gauge(k, k->m_backlog, -(int64_t)(bl.len - off));
+        series_add(k, k->m_backlog, -(int64_t)(bl.len - off));
     buf_init(&s->backlog, GW_BACKLOG_MAX);
     s->bl_off = 0;
     const char *cond =
@@ -474,7 +474,7 @@ void gw_flow_tick(gw_worker_t *k)
     for (gw_sess_t *s = k->sessions, *next; s; s = next) {
         next = s->next;
         if (s->gate && now - s->paused_ms > GW_PAUSE_MAX_MS) {
-            gauge(k, k->m_pause_timeouts, 1);
+            series_add(k, k->m_pause_timeouts, 1);
             resume(s);
         }
     }
