@@ -238,9 +238,13 @@ def main():
                   f"{socket_queues(a.s2s_port)}", flush=True)
             assert proc_state(a.proc.pid) == "T", "a.example is not stopped"
             assert series(t, "fedgate_flow_pauses_total") == 0, "a stream was paused"
+            # The gateway counts every stanza its full backlog could not take: that is the proof
+            # the backlog filled. The 10 ms sampler only shows it was in use: the kernel's send
+            # buffer toward the frozen peer (up to 4 MiB) can drain a full backlog between two
+            # samples, so its peak is not asserted against BACKLOG_MAX.
             assert series(t, "fedgate_flow_backlog_full_total") > 0, "the backlog never was full"
-            assert peak_backlog >= BACKLOG_MAX * 3 // 4, \
-                f"the backlog never filled: peak {peak_backlog:.0f} bytes"
+            assert 0 < peak_backlog <= BACKLOG_MAX + 64 * 1024, \
+                f"backlog peak out of range: {peak_backlog:.0f} bytes"
             assert refused > 0, "nothing refused as congested: the test did not overflow the backlog"
             kinds = {}
             for etype, cond in bounces.values():
