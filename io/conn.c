@@ -505,6 +505,37 @@ static void handle_recv(conn_t *c, int res, uint32_t flags)
 
 /* ---- accepting ---------------------------------------------------------------------------- */
 
+static void serve_accepted(worker_t *w, const wlistener_t *l, int fd)
+{
+    conn_t *c = w->conns.used < w->conn_cap ? conn_new(w, fd, l->ops, l->arg) : NULL;
+    if (!c) {
+        /* Over the connection budget: refuse rather than run out of descriptors later. */
+        close(fd);
+        WORKER_STAT_ADD(w, refused, 1);
+        if (worker_log_allowed(&w->last_refuse_log_ns, LOG_INTERVAL_NS))
+            log_warn("io: worker %u refusing connections: %u of %u in use (%lu refused so far)",
+                     w->idx, w->conns.used, w->conn_cap,
+                     (unsigned long)atomic_load(&w->stats.refused));
+        return;
+    }
+    c->state = CONN_OPEN;
+    c->opened = true;
+    WORKER_STAT_ADD(w, accepted, 1);
+    arm_recv(c);
+    if (c->ops->on_open)
+        c->ops->on_open(c);
+}
+
+void conn_adopt(worker_t *w, uint32_t li, int fd)
+{
+    /* Stopped listening (quiesce) since the hand-over: as for a late accept completion. */
+    if (li >= w->nlisteners || w->listeners[li].fd < 0 || !w->listeners[li].ops) {
+        close(fd);
+        return;
+    }
+    serve_accepted(w, &w->listeners[li], fd);
+}
+
 static void handle_accept(worker_t *w, uint32_t li, int res, uint32_t flags)
 {
     if (li >= w->nlisteners)
@@ -519,23 +550,8 @@ static void handle_accept(worker_t *w, uint32_t li, int res, uint32_t flags)
         return;
     }
     if (res >= 0) {
-        conn_t *c = w->conns.used < w->conn_cap ? conn_new(w, res, l->ops, l->arg) : NULL;
-        if (!c) {
-            /* Over the connection budget: refuse rather than run out of descriptors later. */
-            close(res);
-            WORKER_STAT_ADD(w, refused, 1);
-            if (worker_log_allowed(&w->last_refuse_log_ns, LOG_INTERVAL_NS))
-                log_warn("io: worker %u refusing connections: %u of %u in use (%lu refused so far)",
-                         w->idx, w->conns.used, w->conn_cap,
-                         (unsigned long)atomic_load(&w->stats.refused));
-        } else {
-            c->state = CONN_OPEN;
-            c->opened = true;
-            WORKER_STAT_ADD(w, accepted, 1);
-            arm_recv(c);
-            if (c->ops->on_open)
-                c->ops->on_open(c);
-        }
+        if (!worker_hand_off(w, l, res))
+            serve_accepted(w, l, res);
     } else if (res != -ECANCELED) {
         WORKER_STAT_ADD(w, accept_errors, 1);
         if (worker_log_allowed(&w->last_accept_err_log_ns, LOG_INTERVAL_NS))

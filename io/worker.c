@@ -18,6 +18,8 @@ typedef struct {
     struct sockaddr_storage sa;
     const conn_ops_t *ops;
     void *arg;
+    bool balanced;
+    _Atomic uint32_t turn; /* balanced: the next connection's worker, modulo the group size */
 } glisten_t;
 
 struct wgroup {
@@ -278,8 +280,8 @@ fail:
     return ret;
 }
 
-static int listen_on(wgroup_t *g, int only, struct sockaddr_storage *sa, const conn_ops_t *ops,
-                     void *arg)
+static int listen_on(wgroup_t *g, int only, bool balanced, struct sockaddr_storage *sa,
+                     const conn_ops_t *ops, void *arg)
 {
     int ret = 0;
     if (g->running)
@@ -315,8 +317,11 @@ static int listen_on(wgroup_t *g, int only, struct sockaddr_storage *sa, const c
         l->fd = fd;
         l->ops = ops;
         l->arg = arg;
+        l->balanced = balanced && g->n > 1;
     }
     g->listens[li].sa = *sa;
+    g->listens[li].balanced = balanced && g->n > 1;
+    atomic_store(&g->listens[li].turn, 0);
     g->listens[li].ops = ops;
     g->listens[li].arg = arg;
     g->nlistens++;
@@ -325,13 +330,31 @@ static int listen_on(wgroup_t *g, int only, struct sockaddr_storage *sa, const c
 
 int wgroup_listen(wgroup_t *g, struct sockaddr_storage *sa, const conn_ops_t *ops, void *arg)
 {
-    return listen_on(g, -1, sa, ops, arg);
+    return listen_on(g, -1, false, sa, ops, arg);
+}
+
+int wgroup_listen_balanced(wgroup_t *g, struct sockaddr_storage *sa, const conn_ops_t *ops,
+                           void *arg)
+{
+    return listen_on(g, -1, true, sa, ops, arg);
+}
+
+bool worker_hand_off(worker_t *w, const wlistener_t *l, int fd)
+{
+    wgroup_t *g = w->g;
+    if (!l->balanced || l->idx >= g->nlistens)
+        return false;
+    unsigned to = atomic_fetch_add(&g->listens[l->idx].turn, 1) % g->n;
+    if (to == w->idx)
+        return false;
+    xq_msg_t m = {.type = WORKER_MSG_ADOPT, .arg = (uint64_t)l->idx << 32 | (uint32_t)fd};
+    return worker_post(w, g, to, &m) == 0;
 }
 
 int wgroup_listen_one(wgroup_t *g, unsigned worker, struct sockaddr_storage *sa,
                       const conn_ops_t *ops, void *arg)
 {
-    return listen_on(g, (int)worker, sa, ops, arg);
+    return listen_on(g, (int)worker, false, sa, ops, arg);
 }
 
 void wgroup_metrics_collect(void *arg, buf_t *out)
@@ -516,7 +539,9 @@ static unsigned drain_queues(worker_t *w)
         /* A budget per queue per iteration so one chatty producer cannot starve the ring. */
         for (unsigned k = 0; k < 256 && xq_pop(&w->inq[j], &m); k++) {
             n++;
-            if (w->g->cfg.on_msg)
+            if (m.type == WORKER_MSG_ADOPT)
+                conn_adopt(w, (uint32_t)(m.arg >> 32), (int)(uint32_t)m.arg);
+            else if (w->g->cfg.on_msg)
                 w->g->cfg.on_msg(w, &m);
         }
     }
@@ -794,8 +819,12 @@ void wgroup_destroy(wgroup_t *g)
                 for (unsigned j = 0; j <= g->cfg.nworkers; j++) {
                     xq_msg_t m;
                     /* Threads are joined: this thread is now the only consumer (and producer). */
-                    while (g->cfg.on_drop && w->inq[j].ring && xq_pop(&w->inq[j], &m))
-                        g->cfg.on_drop(&m);
+                    while (w->inq[j].ring && xq_pop(&w->inq[j], &m)) {
+                        if (m.type == WORKER_MSG_ADOPT)
+                            close((int)(uint32_t)m.arg);
+                        else if (g->cfg.on_drop)
+                            g->cfg.on_drop(&m);
+                    }
                     xq_destroy(&w->inq[j]);
                 }
                 free(w->inq);

@@ -104,6 +104,7 @@ typedef struct {
     bool armed;
     bool multishot;  /* the armed accept is multishot */
     bool cancelling; /* a cancel of the multishot accept is in flight */
+    bool balanced;   /* accepted connections are dealt out over the workers in turn */
     const conn_ops_t *ops;
     void *arg;
     timer_ent_t retry; /* re-arm after EMFILE/ENFILE */
@@ -197,6 +198,12 @@ int wgroup_create(wgroup_t **out, const wgroup_config_t *cfg);
  * 0, FG_ELIMIT (too many listeners) or -errno from socket/bind/listen.
  */
 int wgroup_listen(wgroup_t *g, struct sockaddr_storage *sa, const conn_ops_t *ops, void *arg);
+/* Like wgroup_listen, but whichever worker accepts, connections are dealt out over the workers in
+ * turn (the accepting worker hands the socket over through its queue): n connections from one
+ * client land on n different workers, where SO_REUSEPORT's hash may put them all on one. For
+ * endpoints with few, busy connections (components), never on a hot path. */
+int wgroup_listen_balanced(wgroup_t *g, struct sockaddr_storage *sa, const conn_ops_t *ops,
+                           void *arg);
 /* The same on one worker only (no SO_REUSEPORT), for low-traffic endpoints such as /metrics. */
 int wgroup_listen_one(wgroup_t *g, unsigned worker, struct sockaddr_storage *sa,
                       const conn_ops_t *ops, void *arg);
@@ -213,6 +220,10 @@ worker_t *wgroup_worker(wgroup_t *g, unsigned i);
 /* Connections per worker after applying the fd budget. */
 unsigned wgroup_conn_cap(const wgroup_t *g);
 const io_features_t *wgroup_features(const wgroup_t *g);
+
+/* Message types from WORKER_MSG_IO up belong to the io layer: on_msg and on_drop never see them. */
+#define WORKER_MSG_IO    0xffff0000u
+#define WORKER_MSG_ADOPT (WORKER_MSG_IO + 1u) /* arg: listener index << 32 | accepted socket */
 
 /* Posts a message to worker `to`. `from` is the posting worker, or NULL for the one control thread
  * (the thread that called wgroup_start). 0, FG_ELIMIT when that queue is full, -EINVAL. */
@@ -246,4 +257,10 @@ void conn_flush(worker_t *w);
 void conn_process_closes(worker_t *w);
 void conn_close_all(worker_t *w);
 int conn_arm_accept(worker_t *w, wlistener_t *l);
+/* An accepted socket handed over by another worker (WORKER_MSG_ADOPT): served as if accepted here,
+ * or closed when over the connection budget or no longer listening. Takes ownership of fd. */
+void conn_adopt(worker_t *w, uint32_t li, int fd);
+/* For a balanced listener: true when fd was handed to the worker whose turn it is (fd is then
+ * theirs), false when it is this worker's turn or the hand-over failed (serve it here). */
+bool worker_hand_off(worker_t *w, const wlistener_t *l, int fd);
 void conn_recycle_buffer(worker_t *w, uint32_t flags);
