@@ -58,19 +58,33 @@ int gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t ses
         atomic_store(&gw->comp[i].owner, -1);
         atomic_store_explicit(&gw->ncomp, n + 1, memory_order_release);
     }
-    atomic_store(&gw->comp[i].sess_id, sess_id);
-    atomic_store_explicit(&gw->comp[i].owner, (int)worker, memory_order_release);
+    gw_comp_slot_t *sl = &gw->comp[i];
+    sl->present[worker / 64] |= 1ull << (worker % 64);
+    atomic_store(&sl->sess_id, sess_id);
+    atomic_store_explicit(&sl->owner, (int)worker, memory_order_release);
     pthread_mutex_unlock(&gw->comp_mu);
     return (int)i;
 }
 
-void gw_comp_unregister(gw_t *gw, const char *domain, uint64_t sess_id)
+void gw_comp_unregister(gw_t *gw, const char *domain, unsigned worker, bool last_here)
 {
     pthread_mutex_lock(&gw->comp_mu);
     unsigned n = atomic_load(&gw->ncomp);
-    for (unsigned i = 0; i < n; i++)
-        if (strcmp(gw->comp[i].domain, domain) == 0 && atomic_load(&gw->comp[i].sess_id) == sess_id)
-            atomic_store_explicit(&gw->comp[i].owner, -1, memory_order_release);
+    for (unsigned i = 0; i < n; i++) {
+        gw_comp_slot_t *sl = &gw->comp[i];
+        if (strcmp(sl->domain, domain) != 0 || !last_here)
+            continue;
+        sl->present[worker / 64] &= ~(1ull << (worker % 64));
+        if (atomic_load(&sl->owner) != (int)worker)
+            break;
+        /* The owner's last connection went: another worker's takes over, if any. */
+        int next = -1;
+        for (unsigned w = 0; w < GW_WORKERS_MAX && next < 0; w++)
+            if (sl->present[w / 64] & (1ull << (w % 64)))
+                next = (int)w;
+        atomic_store_explicit(&sl->owner, next, memory_order_release);
+        break;
+    }
     pthread_mutex_unlock(&gw->comp_mu);
 }
 

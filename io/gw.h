@@ -34,6 +34,8 @@
 
 /* Hosted domains that may have a connected component at the same time. */
 #define GW_COMP_MAX 256
+/* --workers accepts at most this many. */
+#define GW_WORKERS_MAX 256
 /* Buckets of the per-partner connection counters (a hash of the primary domain). */
 #define GW_PARTNER_BUCKETS 1024
 /* How often a worker renews its policy snapshot without being told (ms): a fallback, since every
@@ -82,6 +84,7 @@ typedef struct {
        by worker w when it paused a stream for it. */
     _Atomic int busy;
     _Atomic uint64_t waiters;
+    uint64_t present[GW_WORKERS_MAX / 64]; /* workers holding a connection (under comp_mu) */
 } gw_comp_slot_t;
 
 typedef struct {
@@ -198,9 +201,13 @@ void gw_worker_refresh(gw_worker_t *k);
 int gw_comp_find(gw_t *gw, const char *domain, int *owner);
 /* Owner worker of the component serving `domain`, or -1. */
 int gw_comp_owner(gw_t *gw, const char *domain);
-/* Returns the domain's slot, or -1 when every slot is taken (the component is not routed). */
+/* A component may hold several connections, on one worker or several. A worker routes to its own
+   connection when it has one; the others post to the owner, the worker of the newest connection
+   (or, once that worker has none left, of another that has one).
+   gw_comp_register returns the domain's slot, or -1 when every slot is taken (not routed).
+   gw_comp_unregister: `last_here` says whether `worker` has no other connection of it left. */
 int gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t sess_id);
-void gw_comp_unregister(gw_t *gw, const char *domain, uint64_t sess_id);
+void gw_comp_unregister(gw_t *gw, const char *domain, unsigned worker, bool last_here);
 
 /* Per-partner connection accounting (FG_ELIMIT over ConnectionLimit or the partner's limit). */
 int gw_conn_acquire(gw_t *gw, const char *partner, uint32_t partner_limit, uint32_t total_limit);

@@ -171,6 +171,10 @@ static void slot_mark(gw_sess_t *d)
 {
     if (d->comp_slot < 0 || d->slot_busy)
         return;
+    /* Other workers post to the owner's connection only: another congested connection of the
+       component holds back only the streams of its own worker (its gate). */
+    if (atomic_load(&d->k->gw->comp[d->comp_slot].owner) != (int)d->k->idx)
+        return;
     d->slot_busy = true;
     atomic_store(&d->k->gw->comp[d->comp_slot].busy, 1);
 }

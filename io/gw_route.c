@@ -57,6 +57,17 @@ static gw_sess_t *find_component(gw_worker_t *k, const char *domain)
     return s && s->comp_registered ? s : NULL;
 }
 
+static void send_component(gw_worker_t *k, gw_sess_t *c, const char *from, const char *to,
+                           const void *data, size_t len)
+{
+    int rc = gw_flow_send(c, from, to, data, len);
+    if (rc != 0) {
+        refused_send(k, c, rc, data, len, "service-unavailable");
+        return;
+    }
+    gw_sess_drain(c);
+}
+
 void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, const void *data,
                               size_t len)
 {
@@ -68,12 +79,7 @@ void gw_route_local_component(gw_worker_t *k, const char *from, const char *to, 
         gw_route_bounce(k, data, len, "service-unavailable");
         return;
     }
-    int rc = gw_flow_send(c, from, to, data, len);
-    if (rc != 0) {
-        refused_send(k, c, rc, data, len, "service-unavailable");
-        return;
-    }
-    gw_sess_drain(c);
+    send_component(k, c, from, to, data, len);
 }
 
 static gw_route_msg_t *msg_get(gw_worker_t *k, size_t need)
@@ -242,6 +248,13 @@ static void route_hosted(gw_worker_t *k, const policy_hosted_t *h, const char *f
     if (h->route != HOSTED_ROUTE_COMPONENT) {
         count_refused(k, "no-route");
         gw_route_bounce(k, data, len, "service-unavailable");
+        return;
+    }
+    /* A connection of the component on this worker, if it has one here (it may open one per
+       worker: the listener deals them out), saves the hop to another worker. */
+    gw_sess_t *c = find_component(k, h->domain);
+    if (c) {
+        send_component(k, c, from, to, data, len);
         return;
     }
     int owner, slot = gw_comp_find(k->gw, h->domain, &owner);

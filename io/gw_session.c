@@ -180,6 +180,17 @@ gw_sess_t *gw_sess_route_find(gw_worker_t *k, stream_kind_t kind, const char *lo
     return NULL;
 }
 
+/* Another registered connection of s's component on this worker (rare: on a component's close). */
+static bool other_component_here(const gw_sess_t *s)
+{
+    uint32_t h = route_hash(STREAM_COMPONENT, "", s->remote);
+    for (const gw_sess_t *o = s->k->route_tab[h % GW_ROUTE_BUCKETS]; o; o = o->rnext)
+        if (o != s && !o->dead && o->kind == STREAM_COMPONENT && o->comp_registered &&
+            strcmp(o->remote, s->remote) == 0)
+            return true;
+    return false;
+}
+
 gw_sess_t *gw_sess_find(gw_worker_t *k, uint64_t id)
 {
     for (gw_sess_t *s = k->sessions; s; s = s->next)
@@ -208,7 +219,7 @@ static void sess_free(gw_sess_t *s)
     if (s->counted)
         gw_conn_release(k->gw, s->partner);
     if (s->comp_registered)
-        gw_comp_unregister(k->gw, s->remote, s->id);
+        gw_comp_unregister(k->gw, s->remote, k->idx, !other_component_here(s));
     route_remove(s);
     /* After route_remove: what its backlog still holds is bounced and must not come back to it. */
     gw_flow_forget(s);

@@ -98,9 +98,12 @@ static int open_listener(gw_t *gw, const char *what, const char *addr, const con
     if (!addr[0])
         return 0;
     int rc = listen_parse_addr(addr, &sa);
+    /* Components are dealt out over the workers: one that opens a connection per worker has every
+       stanza delivered on the worker that received it (gw_route). */
     if (rc == 0)
-        rc = ops ? wgroup_listen(gw->g, &sa, ops, NULL)
-                 : mhttp_start(&metrics_srv, &sa, gw->metrics, NULL);
+        rc = !ops                  ? mhttp_start(&metrics_srv, &sa, gw->metrics, NULL)
+             : ops == &gw_comp_ops ? wgroup_listen_balanced(gw->g, &sa, ops, NULL)
+                                   : wgroup_listen(gw->g, &sa, ops, NULL);
     if (rc != 0) {
         fprintf(stderr, "fedgate: cannot listen for %s on %s: %s\n", what, addr, fg_strerror(rc));
         return rc;

@@ -60,15 +60,32 @@ static void test_component_registry(void **state)
     gw_comp_register(gw, "gw.example", 1, 7);
     assert_int_equal(gw_comp_owner(gw, "gw.example"), 1);
     assert_int_equal(gw_comp_owner(gw, "other.example"), -1);
-    /* Only the session that registered may unregister. */
-    gw_comp_unregister(gw, "gw.example", 8);
+    /* A connection that goes while another of the component stays on its worker changes
+       nothing. */
+    gw_comp_register(gw, "gw.example", 1, 8);
+    gw_comp_unregister(gw, "gw.example", 1, false);
     assert_int_equal(gw_comp_owner(gw, "gw.example"), 1);
-    /* A reconnect on another worker replaces it; the old session's late goodbye changes nothing. */
+    /* A second connection on another worker: the newest is where the others post. */
     gw_comp_register(gw, "gw.example", 0, 9);
     assert_int_equal(gw_comp_owner(gw, "gw.example"), 0);
-    gw_comp_unregister(gw, "gw.example", 7);
+    /* Worker 1's last connection goes: worker 0 stays the owner. */
+    gw_comp_unregister(gw, "gw.example", 1, true);
     assert_int_equal(gw_comp_owner(gw, "gw.example"), 0);
-    gw_comp_unregister(gw, "gw.example", 9);
+    /* Connections on workers 3 and 0; worker 0's goes: worker 3 takes over, then none. */
+    gw_comp_register(gw, "gw.example", 3, 11);
+    gw_comp_register(gw, "gw.example", 0, 12);
+    gw_comp_unregister(gw, "gw.example", 0, false);
+    assert_int_equal(gw_comp_owner(gw, "gw.example"), 0);
+    gw_comp_unregister(gw, "gw.example", 0, true);
+    assert_int_equal(gw_comp_owner(gw, "gw.example"), 3);
+    gw_comp_unregister(gw, "gw.example", 3, true);
+    assert_int_equal(gw_comp_owner(gw, "gw.example"), -1);
+    /* A worker above 64 is tracked as well. */
+    gw_comp_register(gw, "gw.example", 200, 13);
+    gw_comp_register(gw, "gw.example", 2, 14);
+    gw_comp_unregister(gw, "gw.example", 2, true);
+    assert_int_equal(gw_comp_owner(gw, "gw.example"), 200);
+    gw_comp_unregister(gw, "gw.example", 200, true);
     assert_int_equal(gw_comp_owner(gw, "gw.example"), -1);
     /* The slot is reused for the same domain, not duplicated. */
     gw_comp_register(gw, "gw.example", 1, 10);
