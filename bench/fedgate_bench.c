@@ -6,10 +6,15 @@
  * from /proc/<gateway pid>, and end-to-end latency percentiles; a 1-stream baseline phase runs
  * first in the same process so every number has a same-run reference. With --metrics-port, a
  * thread also scrapes the gateway's /metrics every 200 ms in both phases and reports how long a
- * scrape takes under load against the baseline. See docs/bench.md.
+ * scrape takes under load against the baseline. With --sink-conns N the component opens N
+ * connections for its domain (each with its own stream id and handshake), so a gateway that spreads
+ * component connections over its workers can deliver each stanza on the worker that received it;
+ * one sink thread polls them all. See docs/bench.md.
  *
  * Ownership: every connection, WOLFSSL object and buffer is owned by the bench_conn_t / global
- * state below and freed at exit; threads only borrow them.
+ * state below and freed at exit; threads only borrow them. The sink's connections (g_sink) are
+ * closed by the sink thread when the gateway closes them, otherwise by the process exit, since
+ * that detached thread reads them to the end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +51,11 @@
 #define BENCH_SCRAPE_MS    200  /* /metrics scrape interval */
 #define BENCH_SCRAPES      8192 /* scrapes kept per phase (27 min at 200 ms) */
 
+/* --sink-conns: one connection per gateway worker is the intended use. Each has its own buffer;
+   only the pages a connection touches cost memory. */
+#define BENCH_MAX_SINK_CONNS 64
+#define BENCH_SINK_RBUF      (1 << 18)
+
 typedef struct {
     int fd;
     WOLFSSL *ssl;
@@ -53,6 +63,13 @@ typedef struct {
     char rbuf[BENCH_RBUF];
     size_t rlen;
 } bench_conn_t;
+
+/* One component connection of the sink and the bytes not yet scanned for a marker. */
+typedef struct {
+    int fd; /* -1: not opened, or closed by the gateway */
+    size_t len;
+    char buf[BENCH_SINK_RBUF];
+} sink_conn_t;
 
 typedef struct {
     const char *host;
@@ -77,6 +94,7 @@ typedef struct {
     double hold_secs;
     int metrics_port;
     int sink_stall_ms;
+    int sink_conns;
 } bench_opts_t;
 
 static bench_opts_t g_opt = {
@@ -93,6 +111,7 @@ static bench_opts_t g_opt = {
     .threads = 1,
     .open_threads = 8,
     .size = 400,
+    .sink_conns = 1,
 };
 
 static WOLFSSL_CTX *g_ctx[BENCH_MAX_PARTNERS];
@@ -109,7 +128,10 @@ static atomic_uint_fast64_t g_recv[BENCH_PHASES];
 static atomic_uint_fast64_t g_last_arrival_ns[BENCH_PHASES];
 static atomic_uint_fast64_t g_send_errors;
 static uint32_t g_hist[BENCH_PHASES][BENCH_HIST_US + 1];
-static int g_sink_fd = -1;
+/* The component sink's connections: opened by main before the sink thread starts, then read and
+   closed by that thread only. Static, not freed: the detached sink thread reads them until the
+   process exits. */
+static sink_conn_t g_sink[BENCH_MAX_SINK_CONNS];
 static char g_secret[256];
 static size_t g_secret_len;
 /* /metrics scrapes: written by the scrape thread only, read after it is joined. */
@@ -495,61 +517,92 @@ static int hexval(char ch)
     return -1;
 }
 
-/* The component sink: counts and timestamps every stanza the gateway delivers. */
+/* Counts and timestamps the markers in what one sink connection has buffered, then keeps only
+   the tail that may hold the start of a marker cut by the read. */
+static void sink_scan(sink_conn_t *s, uint64_t t)
+{
+    char *buf = s->buf;
+    size_t len = s->len, i = 0;
+    for (; i + 20 <= len; i++) {
+        if (buf[i] != 'f' || buf[i + 1] != 'g' || buf[i + 2] != 'b')
+            continue;
+        int ph = buf[i + 3] - '0';
+        uint64_t ts = 0;
+        int ok = ph >= 0 && ph < BENCH_PHASES;
+        for (int j = 0; ok && j < 16; j++) {
+            int v = hexval(buf[i + 4 + j]);
+            ok = v >= 0;
+            ts = ts << 4 | (uint64_t)(v & 15);
+        }
+        if (!ok)
+            continue;
+        uint64_t us = t > ts ? (t - ts) / 1000 : 0;
+        g_hist[ph][us < BENCH_HIST_US ? us : BENCH_HIST_US]++;
+        atomic_fetch_add_explicit(&g_recv[ph], 1, memory_order_relaxed);
+        atomic_store_explicit(&g_last_arrival_ns[ph], t, memory_order_relaxed);
+        i += 19;
+    }
+    size_t keep = len < 19 ? len : 19;
+    if (i < len - keep)
+        i = len - keep;
+    memmove(buf, buf + i, len - i);
+    s->len = len - i;
+}
+
+/* The component sink: counts and timestamps every stanza the gateway delivers, on any of the
+   --sink-conns connections. One thread polls them all, so g_hist and the counters keep a single
+   writer; each connection has its own buffer because a marker may be split between two reads of
+   the same connection, never between connections. */
 static void *sink_thread(void *arg)
 {
     (void)arg;
-    static char buf[1 << 18];
-    size_t len = 0;
+    struct pollfd pfd[BENCH_MAX_SINK_CONNS];
+    int n = g_opt.sink_conns, live = n;
     bool stalled = false;
-    for (;;) {
+    while (live > 0) {
+        for (int k = 0; k < n; k++)
+            pfd[k] = (struct pollfd){.fd = g_sink[k].fd, .events = POLLIN};
+        if (poll(pfd, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "fedgate-bench: component sink poll: %s\n", strerror(errno));
+            break;
+        }
         /* --sink-stall-ms: a component that stops reading when the run starts, so the gateway
-           must hold the sources back (flow control) rather than bounce or drop. */
+           must hold the sources back (flow control) rather than bounce or drop. Checked between
+           the wait and the reads, so no connection is read from the run's first stanza until the
+           stall ends. */
         if (g_opt.sink_stall_ms > 0 && !stalled && atomic_load(&g_phase) == 1) {
             stalled = true;
             fprintf(stderr, "  [sink] not reading for %d ms\n", g_opt.sink_stall_ms);
             sleep_ns((uint64_t)g_opt.sink_stall_ms * 1000000ull);
         }
-        ssize_t r = recv(g_sink_fd, buf + len, sizeof buf - len, 0);
-        if (r <= 0) {
-            if (r < 0 && (errno == EINTR || errno == EAGAIN))
+        for (int k = 0; k < n; k++) {
+            sink_conn_t *s = &g_sink[k];
+            if (s->fd < 0 || !(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
-            break;
-        }
-        uint64_t t = now_ns();
-        len += (size_t)r;
-        size_t i = 0;
-        for (; i + 20 <= len; i++) {
-            if (buf[i] != 'f' || buf[i + 1] != 'g' || buf[i + 2] != 'b')
+            ssize_t r = recv(s->fd, s->buf + s->len, sizeof s->buf - s->len, MSG_DONTWAIT);
+            if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
                 continue;
-            int ph = buf[i + 3] - '0';
-            uint64_t ts = 0;
-            int ok = ph >= 0 && ph < BENCH_PHASES;
-            for (int j = 0; ok && j < 16; j++) {
-                int v = hexval(buf[i + 4 + j]);
-                ok = v >= 0;
-                ts = ts << 4 | (uint64_t)(v & 15);
+            if (r <= 0) {
+                fprintf(stderr, "fedgate-bench: component connection %d of %d closed (%s)\n", k + 1,
+                        n, r < 0 ? strerror(errno) : "end of stream");
+                close(s->fd);
+                s->fd = -1;
+                live--;
+                continue;
             }
-            if (!ok)
-                continue;
-            uint64_t us = t > ts ? (t - ts) / 1000 : 0;
-            g_hist[ph][us < BENCH_HIST_US ? us : BENCH_HIST_US]++;
-            atomic_fetch_add_explicit(&g_recv[ph], 1, memory_order_relaxed);
-            atomic_store_explicit(&g_last_arrival_ns[ph], t, memory_order_relaxed);
-            i += 19;
+            s->len += (size_t)r;
+            sink_scan(s, now_ns());
         }
-        /* Keep the tail that may hold the start of a marker. */
-        size_t keep = len < 19 ? len : 19;
-        if (i < len - keep)
-            i = len - keep;
-        memmove(buf, buf + i, len - i);
-        len -= i;
     }
     fprintf(stderr, "fedgate-bench: component stream closed\n");
     return NULL;
 }
 
-static int sink_connect(void)
+/* Opens component connection k of the sink: stream header, handshake with the stream id the
+   gateway gave this connection, then blocking reads without a timeout. */
+static int sink_connect(int k)
 {
     char hdr[512], id[128], hs[128], dig[SHA1_HEX_LEN + 1];
     bench_conn_t *c = calloc(1, sizeof *c);
@@ -590,12 +643,14 @@ static int sink_connect(void)
         goto out;
     struct timeval tv = {0};
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    g_sink_fd = c->fd;
+    g_sink[k].fd = c->fd;
+    g_sink[k].len = 0;
     c->fd = -1;
     rc = 0;
 out:
     if (rc)
-        fprintf(stderr, "fedgate-bench: component handshake failed: %.300s\n", c->rbuf);
+        fprintf(stderr, "fedgate-bench: component handshake %d of %d failed: %.300s\n", k + 1,
+                g_opt.sink_conns, c->rbuf);
     if (c->fd >= 0)
         close(c->fd);
     free(c);
@@ -638,6 +693,7 @@ static int64_t scrape_once(void)
 /* Scrapes every BENCH_SCRAPE_MS while a phase runs; each result goes to the phase it began in. */
 static void *scrape_thread(void *arg)
 {
+    (void)arg;
     while (!atomic_load(&g_scrape_stop)) {
         uint64_t t0 = now_ns();
         int ph = atomic_load(&g_phase);
@@ -772,40 +828,26 @@ static double ratio(double a, double b)
 
 static void usage(void)
 {
-    fprintf(
-        stderr,
-        "usage: fedgate-bench --secret-file F --cert-dir DIR [--ca FILE] [--domain D]\n"
-        "         [--partner-fmt FMT] [--partners M] [--streams N] [--rate R] [--duration S]\n"
-        "         [--baseline-secs S] [--baseline-rate R] [--threads T] [--open-threads T]\n"
-        "         [--size BYTES] [--host IP] [--port P] [--direct-tls] [--component-port P]\n"
-        "         [--gateway-pid PID] [--hold-secs S] [--metrics-port P] [--sink-stall-ms MS]\n");
+    fprintf(stderr,
+            "usage: fedgate-bench --secret-file F --cert-dir DIR [--ca FILE] [--domain D]\n"
+            "         [--partner-fmt FMT] [--partners M] [--streams N] [--rate R] [--duration S]\n"
+            "         [--baseline-secs S] [--baseline-rate R] [--threads T] [--open-threads T]\n"
+            "         [--size BYTES] [--host IP] [--port P] [--direct-tls] [--component-port P]\n"
+            "         [--gateway-pid PID] [--hold-secs S] [--metrics-port P] [--sink-stall-ms MS]\n"
+            "         [--sink-conns N]\n");
 }
 
 static int load_opts(int argc, char **argv)
 {
-    static const struct option lo[] = {{"host", 1, 0, 'H'},
-                                       {"port", 1, 0, 'p'},
-                                       {"direct-tls", 0, 0, 'D'},
-                                       {"component-port", 1, 0, 'c'},
-                                       {"secret-file", 1, 0, 's'},
-                                       {"domain", 1, 0, 'd'},
-                                       {"partner-fmt", 1, 0, 'f'},
-                                       {"cert-dir", 1, 0, 'C'},
-                                       {"ca", 1, 0, 'a'},
-                                       {"partners", 1, 0, 'm'},
-                                       {"streams", 1, 0, 'n'},
-                                       {"rate", 1, 0, 'r'},
-                                       {"duration", 1, 0, 't'},
-                                       {"baseline-secs", 1, 0, 'b'},
-                                       {"baseline-rate", 1, 0, 'B'},
-                                       {"gateway-pid", 1, 0, 'g'},
-                                       {"threads", 1, 0, 'T'},
-                                       {"open-threads", 1, 0, 'O'},
-                                       {"size", 1, 0, 'z'},
-                                       {"hold-secs", 1, 0, 'h'},
-                                       {"metrics-port", 1, 0, 'M'},
-                                       {"sink-stall-ms", 1, 0, 'S'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"host", 1, 0, 'H'},           {"port", 1, 0, 'p'},          {"direct-tls", 0, 0, 'D'},
+        {"component-port", 1, 0, 'c'}, {"secret-file", 1, 0, 's'},   {"domain", 1, 0, 'd'},
+        {"partner-fmt", 1, 0, 'f'},    {"cert-dir", 1, 0, 'C'},      {"ca", 1, 0, 'a'},
+        {"partners", 1, 0, 'm'},       {"streams", 1, 0, 'n'},       {"rate", 1, 0, 'r'},
+        {"duration", 1, 0, 't'},       {"baseline-secs", 1, 0, 'b'}, {"baseline-rate", 1, 0, 'B'},
+        {"gateway-pid", 1, 0, 'g'},    {"threads", 1, 0, 'T'},       {"open-threads", 1, 0, 'O'},
+        {"size", 1, 0, 'z'},           {"hold-secs", 1, 0, 'h'},     {"metrics-port", 1, 0, 'M'},
+        {"sink-stall-ms", 1, 0, 'S'},  {"sink-conns", 1, 0, 'K'},    {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -875,6 +917,9 @@ static int load_opts(int argc, char **argv)
         case 'S':
             g_opt.sink_stall_ms = atoi(optarg);
             break;
+        case 'K':
+            g_opt.sink_conns = atoi(optarg);
+            break;
         default:
             return -EINVAL;
         }
@@ -885,7 +930,8 @@ static int load_opts(int argc, char **argv)
         g_opt.open_threads < 1 || g_opt.duration <= 0 || g_opt.duration > 3600 ||
         g_opt.size < 100 || g_opt.size > 3000 || g_opt.hold_secs < 0 || g_opt.hold_secs > 3600 ||
         g_opt.metrics_port < 0 || g_opt.metrics_port > 65535 || g_opt.sink_stall_ms < 0 ||
-        g_opt.sink_stall_ms > 600000)
+        g_opt.sink_stall_ms > 600000 || g_opt.sink_conns < 1 ||
+        g_opt.sink_conns > BENCH_MAX_SINK_CONNS)
         return -EINVAL;
     return 0;
 }
@@ -980,7 +1026,7 @@ int main(int argc, char **argv)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
-        if (rl.rlim_cur < (rlim_t)g_opt.streams + 64) {
+        if (rl.rlim_cur < (rlim_t)g_opt.streams + (rlim_t)g_opt.sink_conns + 64) {
             fprintf(stderr, "fedgate-bench: fd limit %lu too low for %d streams\n",
                     (unsigned long)rl.rlim_cur, g_opt.streams);
             return 2;
@@ -1000,8 +1046,12 @@ int main(int argc, char **argv)
         rc = hold_run();
         goto out;
     }
-    if (sink_connect())
-        goto out;
+    for (int k = 0; k < BENCH_MAX_SINK_CONNS; k++)
+        g_sink[k].fd = -1;
+    for (int k = 0; k < g_opt.sink_conns; k++)
+        if (sink_connect(k))
+            goto out;
+    printf("component sink: %d connection%s\n", g_opt.sink_conns, g_opt.sink_conns == 1 ? "" : "s");
     pthread_create(&sink, NULL, sink_thread, NULL);
     pthread_detach(sink);
     if (g_opt.metrics_port > 0)

@@ -20,6 +20,9 @@
 #   --churn-reference  with --churn-ms: first the same fedgate-bench run without churn, on the
 #                  same gateway, to compare with
 # Every option after -- goes to fedgate-bench (e.g. --streams 1000 --rate 20000 --duration 10).
+# fedgate-bench gets --sink-conns <--workers value> (at most 64): the component opens one
+# connection per gateway worker, so a stanza can leave on the worker that received it. A
+# --sink-conns after -- replaces it.
 # FEDGATE_BENCH=PATH runs another fedgate-bench binary (e.g. a sanitizer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -135,7 +138,11 @@ for h in $(seq 1 "$holders"); do
     grep -q '^holding' "$dir/holder$h.log" || { echo "holder $h did not get its streams up" >&2; exit 1; }
 done
 
-bench_cmd=("$bench" "${common[@]}" --metrics-port "$metrics_port" "$@")
+sink_opt=(--sink-conns $((workers < 64 ? workers : 64)))
+for a in "$@"; do
+    case "$a" in --sink-conns | --sink-conns=*) sink_opt=() ;; esac
+done
+bench_cmd=("$bench" "${common[@]}" --metrics-port "$metrics_port" "${sink_opt[@]}" "$@")
 [ -n "$bench_cpus" ] && bench_cmd=(taskset -c "$bench_cpus" "${bench_cmd[@]}")
 rc=0
 if [ -n "$churn_ms" ] && [ "$churn_ref" = 1 ]; then
