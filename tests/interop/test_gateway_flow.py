@@ -27,7 +27,7 @@ from lab import SKIP_RC, find_binary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("FEDGATE_SOURCE_DIR") or os.path.join(HERE, "..", "..")
-STALL_MIN = 8000
+STALL_MIN = 16000
 
 
 def run_bench(build, args, timeout=240):
@@ -61,8 +61,11 @@ def main():
         if not ok:
             failures.append(what)
 
-    # 1. The component stops reading for 3 s while 100 streams send 5,000 stanzas/s.
-    rc, out = run_bench(build, ["--streams", "100", "--rate", "5000", "--duration", "6",
+    # 1. The component stops reading for 3 s while 100 streams send 10,000 stanzas/s.
+    # The component holds a connection per worker (the script's default --sink-conns), each with
+    # its own send queue and backlog: 10,000/s for the 3 s stall is about 6 MiB per connection,
+    # more than the two can hold, so the partner streams must be paused.
+    rc, out = run_bench(build, ["--streams", "100", "--rate", "10000", "--duration", "6",
                                 "--baseline-secs", "1", "--sink-stall-ms", "3000"])
     check(rc == 0, f"stall: every stanza arrived (fedgate-bench exit {rc})")
     check("not reading for 3000 ms" in out, "stall: the component stopped reading")
