@@ -822,6 +822,30 @@ static bool direct_tls_in(gw_sess_t *s)
     return true;
 }
 
+/* TLS is up on a partner stream: its certificate's identities go to the engine. false when that
+   closed the stream. */
+static bool tls_peer_up(gw_sess_t *s)
+{
+    gw_worker_t *k = s->k;
+    const tls_peer_t *peer = tls_conn_peer(s->tls);
+    const char *names[STREAM_CERT_NAMES_MAX];
+    size_t n = tls_identity_flatten(&peer->ids, names, STREAM_CERT_NAMES_MAX);
+    char why[256];
+    if (s->remote[0])
+        tls_peer_describe(peer, s->remote, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "%s", tls_verify_label(peer->verify));
+    log_debug("conn %llx %s %s: %s up, peer certificate: %s", (unsigned long long)sess_cid(s),
+              kind_name(s), s->remote, tls_conn_version(s->tls), why);
+    char labels[64];
+    snprintf(labels, sizeof(labels), "dir=\"%s\",result=\"%s\"", kind_name(s),
+             tls_verify_label(peer->verify));
+    gw_count(k, "fedgate_peer_certificates_total", labels, 1);
+    stream_tls_up(s->st, names, n, peer->verify == TLS_VERIFY_OK, gw_now_ms());
+    gw_sess_drain(s);
+    return !s->dead;
+}
+
 static void pump_tls(gw_sess_t *s)
 {
     gw_worker_t *k = s->k;
@@ -837,23 +861,12 @@ static void pump_tls(gw_sess_t *s)
         s->tls_up = true;
         if (s->direct_tls && s->kind == STREAM_IN && !direct_tls_in(s))
             return;
-        const tls_peer_t *peer = tls_conn_peer(s->tls);
-        const char *names[STREAM_CERT_NAMES_MAX];
-        size_t n = tls_identity_flatten(&peer->ids, names, STREAM_CERT_NAMES_MAX);
-        char why[256];
-        if (s->remote[0])
-            tls_peer_describe(peer, s->remote, why, sizeof(why));
-        else
-            snprintf(why, sizeof(why), "%s", tls_verify_label(peer->verify));
-        log_debug("conn %llx %s %s: %s up, peer certificate: %s", (unsigned long long)sess_cid(s),
-                  kind_name(s), s->remote, tls_conn_version(s->tls), why);
-        char labels[64];
-        snprintf(labels, sizeof(labels), "dir=\"%s\",result=\"%s\"", kind_name(s),
-                 tls_verify_label(peer->verify));
-        gw_count(k, "fedgate_peer_certificates_total", labels, 1);
-        stream_tls_up(s->st, names, n, peer->verify == TLS_VERIFY_OK, gw_now_ms());
-        gw_sess_drain(s);
-        if (s->dead)
+        /* XEP-0114 knows no TLS: a component's stream simply starts inside it, and it proves
+           itself with the handshake secret, not a certificate. */
+        if (s->kind == STREAM_COMPONENT)
+            log_debug("conn %llx component: %s up", (unsigned long long)sess_cid(s),
+                      tls_conn_version(s->tls));
+        else if (!tls_peer_up(s))
             return;
     }
     for (;;) {
@@ -1003,7 +1016,8 @@ static void accept_common(conn_t *c, stream_kind_t kind, bool direct_tls)
     log_debug("conn %llx %s: accepted from %s%s", (unsigned long long)conn_id(c), kind_name(s),
               addr, direct_tls ? " (direct TLS)" : "");
     if (direct_tls) {
-        tls_conn_opts_t o = {.alpn_xmpp = 1};
+        /* ALPN names xmpp-server (XEP-0368); a component has no registered protocol name. */
+        tls_conn_opts_t o = {.alpn_xmpp = kind == STREAM_IN};
         if (tls_conn_new(s->k->tls, TLS_ROLE_SERVER, &o, &s->tls) != 0) {
             conn_abort(c);
             return;
@@ -1027,6 +1041,11 @@ static void tls_open(conn_t *c)
 static void comp_open(conn_t *c)
 {
     accept_common(c, STREAM_COMPONENT, false);
+}
+
+static void comp_tls_open(conn_t *c)
+{
+    accept_common(c, STREAM_COMPONENT, true);
 }
 
 static void out_open(conn_t *c)
@@ -1071,6 +1090,11 @@ const conn_ops_t gw_comp_ops = {.on_open = comp_open,
                                 .on_writable = on_writable,
                                 .on_timer = on_timer,
                                 .on_close = on_close};
+const conn_ops_t gw_comp_tls_ops = {.on_open = comp_tls_open,
+                                    .on_data = on_data,
+                                    .on_writable = on_writable,
+                                    .on_timer = on_timer,
+                                    .on_close = on_close};
 const conn_ops_t gw_out_ops = {.on_open = out_open,
                                .on_data = on_data,
                                .on_writable = on_writable,

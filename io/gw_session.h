@@ -77,10 +77,11 @@ struct gw_sess {
     timer_ent_t release_tmr; /* lets the next batch of own_gate waiters go (gw_flow.c) */
 };
 
-extern const conn_ops_t gw_in_ops;   /* s2s listener (listener arg: NULL) */
-extern const conn_ops_t gw_tls_ops;  /* direct-TLS s2s listener */
-extern const conn_ops_t gw_comp_ops; /* component listener */
-extern const conn_ops_t gw_out_ops;  /* outgoing connections (ctx: the session) */
+extern const conn_ops_t gw_in_ops;       /* s2s listener (listener arg: NULL) */
+extern const conn_ops_t gw_tls_ops;      /* direct-TLS s2s listener */
+extern const conn_ops_t gw_comp_ops;     /* component listener */
+extern const conn_ops_t gw_comp_tls_ops; /* component listener, TLS from the first byte */
+extern const conn_ops_t gw_out_ops;      /* outgoing connections (ctx: the session) */
 
 /* A new session on worker k with a stream made from cfg (kind, local/remote, rules filled by the
    caller; limits, secret, random and hosted callback filled here). 0, -ENOMEM or a stream_new

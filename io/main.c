@@ -57,7 +57,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: fedgate --store DIR [--workers N] [--log-level error|warn|info|debug]\n"
                "               [--listen-s2s ADDR:PORT] [--listen-s2s-tls ADDR:PORT]\n"
-               "               [--listen-component ADDR:PORT] [--listen-metrics ADDR:PORT]\n"
+               "               [--listen-component ADDR:PORT] [--listen-component-tls ADDR:PORT]\n"
+               "               [--listen-metrics ADDR:PORT]\n"
                "               [--resolver ADDR:PORT] [--spin-us N]\n"
                "Listeners and the resolver come from the store's gateway settings; the options\n"
                "override them for development (\"\" turns a listener off). --spin-us: how long an\n"
@@ -101,9 +102,10 @@ static int open_listener(gw_t *gw, const char *what, const char *addr, const con
     /* Components are dealt out over the workers: one that opens a connection per worker has every
        stanza delivered on the worker that received it (gw_route). */
     if (rc == 0)
-        rc = !ops                  ? mhttp_start(&metrics_srv, &sa, gw->metrics, NULL)
-             : ops == &gw_comp_ops ? wgroup_listen_balanced(gw->g, &sa, ops, NULL)
-                                   : wgroup_listen(gw->g, &sa, ops, NULL);
+        rc = !ops ? mhttp_start(&metrics_srv, &sa, gw->metrics, NULL)
+             : ops == &gw_comp_ops || ops == &gw_comp_tls_ops
+                 ? wgroup_listen_balanced(gw->g, &sa, ops, NULL)
+                 : wgroup_listen(gw->g, &sa, ops, NULL);
     if (rc != 0) {
         fprintf(stderr, "fedgate: cannot listen for %s on %s: %s\n", what, addr, fg_strerror(rc));
         return rc;
@@ -301,17 +303,19 @@ int main(int argc, char **argv)
     static gw_t gwv;
     gw_t *gw = &gwv;
     const char *store_dir = getenv("FEDGATE_STORE");
-    const char *o_s2s = NULL, *o_tls = NULL, *o_comp = NULL, *o_metrics = NULL, *o_res = NULL;
+    const char *o_s2s = NULL, *o_tls = NULL, *o_comp = NULL, *o_ctls = NULL, *o_metrics = NULL,
+               *o_res = NULL;
     unsigned nworkers = 0;
     int rc = 1;
     store_t *store = NULL;
-    enum { O_S2S = 256, O_TLS, O_COMP, O_METRICS, O_RES, O_SPIN };
+    enum { O_S2S = 256, O_TLS, O_COMP, O_CTLS, O_METRICS, O_RES, O_SPIN };
     long spin_us = -1;
     static const struct option opts[] = {{"store", required_argument, NULL, 's'},
                                          {"workers", required_argument, NULL, 'w'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"listen-s2s", required_argument, NULL, O_S2S},
                                          {"listen-s2s-tls", required_argument, NULL, O_TLS},
+                                         {"listen-component-tls", required_argument, NULL, O_CTLS},
                                          {"listen-component", required_argument, NULL, O_COMP},
                                          {"listen-metrics", required_argument, NULL, O_METRICS},
                                          {"resolver", required_argument, NULL, O_RES},
@@ -350,6 +354,9 @@ int main(int argc, char **argv)
             break;
         case O_TLS:
             o_tls = optarg;
+            break;
+        case O_CTLS:
+            o_ctls = optarg;
             break;
         case O_COMP:
             o_comp = optarg;
@@ -487,6 +494,8 @@ int main(int argc, char **argv)
     if (open_listener(gw, "s2s", o_s2s ? o_s2s : st->listen_s2s, &gw_in_ops) ||
         open_listener(gw, "s2s direct TLS", o_tls ? o_tls : st->listen_s2s_tls, &gw_tls_ops) ||
         open_listener(gw, "components", o_comp ? o_comp : st->listen_component, &gw_comp_ops) ||
+        open_listener(gw, "components over TLS", o_ctls ? o_ctls : st->listen_component_tls,
+                      &gw_comp_tls_ops) ||
         open_listener(gw, "metrics", o_metrics ? o_metrics : st->listen_metrics, NULL))
         goto out;
     /* The invitation ledger's writer (group commit), before any worker posts to it. */

@@ -324,6 +324,15 @@ static const schema_field_t settings_fields[] = {
      .size = 8,
      .flags = SCHEMA_F_READONLY,
      .help = "changes with every update"},
+    {.tag = 18,
+     .name = "listen_component_tls",
+     .json = "listen_component_tls",
+     .cli = "listen-component-tls",
+     .type = SCHEMA_LISTEN,
+     .offset = F(settings_t, listen_component_tls),
+     .size = SETTINGS_ADDR_MAX,
+     .max = SETTINGS_ADDR_MAX - 1,
+     .help = "ADDR:PORT for XEP-0114 components over TLS from the first byte, \"\" = off"},
 };
 
 static const schema_field_t hosted_fields[] = {

@@ -36,14 +36,16 @@ typedef struct {
                                                           store_init generated one */
     bool log_message_bodies;                           /* EnableLoggingAllMessageBodies, false */
     char listen_s2s[SETTINGS_ADDR_MAX];                /* "[::]:5269"; "" = off */
-    char listen_s2s_tls[SETTINGS_ADDR_MAX];    /* direct TLS, XEP-0368: "[::]:5270"; "" = off */
-    char listen_component[SETTINGS_ADDR_MAX];  /* XEP-0114: "127.0.0.1:5347"; "" = off */
-    char listen_metrics[SETTINGS_ADDR_MAX];    /* "127.0.0.1:9269"; "" = off */
-    char resolver[SETTINGS_ADDR_MAX];          /* DNS server "addr:port"; "" = system resolver */
-    char trust_anchors[SETTINGS_PATH_MAX + 1]; /* CA bundle, PEM */
-    settings_unknown_t unknown_domains;        /* deny */
-    uint32_t max_stanza_size;                  /* octets after authentication, 65536 */
-    uint64_t revision;                         /* set by the store, as partner_t.revision */
+    char listen_s2s_tls[SETTINGS_ADDR_MAX];       /* direct TLS, XEP-0368: "[::]:5270"; "" = off */
+    char listen_component[SETTINGS_ADDR_MAX];     /* XEP-0114: "127.0.0.1:5347"; "" = off */
+    char listen_component_tls[SETTINGS_ADDR_MAX]; /* XEP-0114 inside TLS (no STARTTLS in
+                                                     XEP-0114); "" = off */
+    char listen_metrics[SETTINGS_ADDR_MAX];       /* "127.0.0.1:9269"; "" = off */
+    char resolver[SETTINGS_ADDR_MAX];             /* DNS server "addr:port"; "" = system resolver */
+    char trust_anchors[SETTINGS_PATH_MAX + 1];    /* CA bundle, PEM */
+    settings_unknown_t unknown_domains;           /* deny */
+    uint32_t max_stanza_size;                     /* octets after authentication, 65536 */
+    uint64_t revision;                            /* set by the store, as partner_t.revision */
 } settings_t;
 
 /* Lync's defaults (lync-spec §7 item 5) and fedgate's; dialback_passphrase left "". */

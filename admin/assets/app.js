@@ -478,6 +478,7 @@ const GATEWAY_FIELDS = [
   ['listen_s2s', 'Server-to-server listener', 'text', 'ADDR:PORT for partner connections with STARTTLS; empty turns it off.'],
   ['listen_s2s_tls', 'Direct TLS listener', 'text', 'ADDR:PORT for direct-TLS partner connections (XEP-0368); empty turns it off.'],
   ['listen_component', 'Component listener', 'text', 'ADDR:PORT for XEP-0114 components; empty turns it off.'],
+  ['listen_component_tls', 'Component TLS listener', 'text', 'ADDR:PORT for XEP-0114 components that connect with TLS from the first byte (components on other hosts); empty turns it off (default).'],
   ['listen_metrics', 'Metrics listener', 'text', 'ADDR:PORT of the /metrics endpoint; empty turns it off.'],
   ['resolver', 'DNS resolver', 'text', 'ADDR:PORT of the DNS server to ask; empty uses the system resolver.'],
   ['trust_anchors', 'Trust anchors file', 'text', 'PEM file of the certificate authorities partner certificates must chain to.'],
