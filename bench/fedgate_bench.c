@@ -66,7 +66,8 @@ typedef struct {
 
 /* One component connection of the sink and the bytes not yet scanned for a marker. */
 typedef struct {
-    int fd; /* -1: not opened, or closed by the gateway */
+    int fd;       /* -1: not opened, or closed by the gateway */
+    WOLFSSL *ssl; /* --component-tls */
     size_t len;
     char buf[BENCH_SINK_RBUF];
 } sink_conn_t;
@@ -95,7 +96,8 @@ typedef struct {
     int metrics_port;
     int sink_stall_ms;
     int sink_conns;
-    int tick_us; /* a paced sender wakes at most this often and sends what fell due */
+    int tick_us;       /* a paced sender wakes at most this often and sends what fell due */
+    int component_tls; /* the sink's connections use TLS from the first byte */
 } bench_opts_t;
 
 static bench_opts_t g_opt = {
@@ -613,6 +615,28 @@ static void *sink_thread(void *arg)
             sink_conn_t *s = &g_sink[k];
             if (s->fd < 0 || !(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
+            if (s->ssl) {
+                /* Every record the socket holds, so nothing waits decrypted behind poll(). No
+                   kernel time stamp here: wolfSSL does the reads. */
+                int r;
+                while ((r = wolfSSL_read(s->ssl, s->buf + s->len, (int)(sizeof s->buf - s->len))) >
+                       0) {
+                    s->len += (size_t)r;
+                    uint64_t t = now_ns();
+                    sink_scan(s, t, t);
+                }
+                int e = wolfSSL_get_error(s->ssl, r);
+                if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
+                    continue;
+                fprintf(stderr, "fedgate-bench: component connection %d of %d closed (TLS %d)\n",
+                        k + 1, n, e);
+                wolfSSL_free(s->ssl);
+                s->ssl = NULL;
+                close(s->fd);
+                s->fd = -1;
+                live--;
+                continue;
+            }
             char cbuf[CMSG_SPACE(sizeof(struct timespec))];
             struct iovec iov = {.iov_base = s->buf + s->len, .iov_len = sizeof s->buf - s->len};
             struct msghdr mh = {.msg_iov = &iov,
@@ -653,6 +677,18 @@ static int sink_connect(int k)
         rc = c->fd;
         goto out;
     }
+    if (g_opt.component_tls) {
+        /* The gateway's component TLS listener: TLS first, named by SNI, then XEP-0114. */
+        rc = -EPROTO;
+        c->ssl = wolfSSL_new(g_ctx[0]);
+        if (!c->ssl)
+            goto out;
+        wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, g_opt.domain,
+                       (unsigned short)strlen(g_opt.domain));
+        wolfSSL_set_fd(c->ssl, c->fd);
+        if (wolfSSL_connect(c->ssl) != WOLFSSL_SUCCESS)
+            goto out;
+    }
     snprintf(hdr, sizeof hdr,
              "<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
              "xmlns:stream='http://etherx.jabber.org/streams' to='%s'>",
@@ -661,7 +697,9 @@ static int sink_connect(int k)
         goto out;
     /* Wait for the whole header, then take id='...' or id="...". */
     while (!strchr(strstr(c->rbuf, " id="), '>')) {
-        ssize_t r = recv(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - 1 - c->rlen, 0);
+        ssize_t r =
+            c->ssl ? wolfSSL_read(c->ssl, c->rbuf + c->rlen, (int)(sizeof c->rbuf - 1 - c->rlen))
+                   : recv(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - 1 - c->rlen, 0);
         if (r <= 0 || c->rlen + (size_t)r + 1 >= sizeof c->rbuf)
             goto out;
         c->rlen += (size_t)r;
@@ -685,13 +723,21 @@ static int sink_connect(int k)
     int on = 1;
     setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
     g_sink[k].fd = c->fd;
+    g_sink[k].ssl = c->ssl;
     g_sink[k].len = 0;
+    if (c->ssl) {
+        fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+        wolfSSL_set_using_nonblock(c->ssl, 1);
+    }
     c->fd = -1;
+    c->ssl = NULL;
     rc = 0;
 out:
     if (rc)
         fprintf(stderr, "fedgate-bench: component handshake %d of %d failed: %.300s\n", k + 1,
                 g_opt.sink_conns, c->rbuf);
+    if (c->ssl)
+        wolfSSL_free(c->ssl);
     if (c->fd >= 0)
         close(c->fd);
     free(c);
@@ -883,7 +929,7 @@ static void usage(void)
             "         [--baseline-secs S] [--baseline-rate R] [--threads T] [--open-threads T]\n"
             "         [--size BYTES] [--host IP] [--port P] [--direct-tls] [--component-port P]\n"
             "         [--gateway-pid PID] [--hold-secs S] [--metrics-port P] [--sink-stall-ms MS]\n"
-            "         [--sink-conns N] [--tick-us US]\n");
+            "         [--sink-conns N] [--tick-us US] [--component-tls]\n");
 }
 
 static int load_opts(int argc, char **argv)
@@ -912,6 +958,7 @@ static int load_opts(int argc, char **argv)
                                        {"sink-stall-ms", 1, 0, 'S'},
                                        {"sink-conns", 1, 0, 'K'},
                                        {"tick-us", 1, 0, 'k'},
+                                       {"component-tls", 0, 0, 'Y'},
                                        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -987,6 +1034,9 @@ static int load_opts(int argc, char **argv)
             break;
         case 'k':
             g_opt.tick_us = atoi(optarg);
+            break;
+        case 'Y':
+            g_opt.component_tls = 1;
             break;
         default:
             return -EINVAL;

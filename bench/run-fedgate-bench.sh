@@ -12,6 +12,8 @@
 #   --gw-cpus L    taskset CPU list for the gateway (default: none); --bench-cpus L likewise
 #   --gw-args "A"  extra fedgate options, split on spaces (e.g. "--spin-us 0")
 #   --direct-tls   the streams use the gateway's direct-TLS (XEP-0368) listener, not STARTTLS
+#   --component-tls  the component sink connects to the gateway's component TLS listener
+#                  (TLS from the first byte): TLS on both legs of every relayed stanza
 #   --holders K    first start K fedgate-bench --hold-secs processes holding --hold-streams N idle
 #                  streams each (default 5000), for more open streams than one process may hold
 #   --churn-ms N   while the measuring fedgate-bench runs, bench/fedgate_churn.py commits a policy
@@ -26,7 +28,7 @@
 # FEDGATE_BENCH=PATH runs another fedgate-bench binary (e.g. a sanitizer build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=build workers=1 partners=1 gw_cpus="" bench_cpus="" gw_args="" holders=0 hold_streams=5000 direct_tls=0
+build=build workers=1 partners=1 gw_cpus="" bench_cpus="" gw_args="" holders=0 hold_streams=5000 direct_tls=0 comp_tls=0
 churn_ms="" churn_via=serve churn_ref=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -38,6 +40,7 @@ while [ $# -gt 0 ]; do
     --gw-args) gw_args=$2; shift 2 ;;
     --holders) holders=$2; shift 2 ;;
     --direct-tls) direct_tls=1; shift ;;
+    --component-tls) comp_tls=1; shift ;;
     --hold-streams) hold_streams=$2; shift 2 ;;
     --churn-ms) churn_ms=$2; shift 2 ;;
     --churn-via) churn_via=$2; shift 2 ;;
@@ -72,10 +75,10 @@ trap cleanup EXIT INT TERM
 
 # Free loopback ports, chosen by the kernel.
 ports=$(python3 -c 'import socket
-ss=[socket.socket() for _ in range(4)]
+ss=[socket.socket() for _ in range(5)]
 [s.bind(("127.0.0.1",0)) for s in ss]
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
-read -r s2s_port comp_port metrics_port tls_port <<<"$ports"
+read -r s2s_port comp_port metrics_port tls_port ctls_port <<<"$ports"
 
 # Test PKI: one CA, the hosted domain's certificate, one client+server certificate per partner.
 domain=gw.bench
@@ -100,7 +103,8 @@ cli access set global true
 cli domain new "$domain" --cert "$dir/$domain.crt" --key "$dir/$domain.key" --route component \
     --secret-file "$dir/component.secret"
 cli gateway set --listen-s2s "127.0.0.1:$s2s_port" --listen-s2s-tls "127.0.0.1:$tls_port" \
-    --listen-component "127.0.0.1:$comp_port" --listen-metrics "127.0.0.1:$metrics_port" \
+    --listen-component "127.0.0.1:$comp_port" --listen-component-tls "127.0.0.1:$ctls_port" \
+    --listen-metrics "127.0.0.1:$metrics_port" \
     --resolver 127.0.0.1:53 --trust-anchors "$dir/ca.crt" \
     --connection-limit 19000 --partner-connection-limit 19000
 for i in $(seq 0 $((partners - 1))); do
@@ -117,11 +121,12 @@ for _ in $(seq 100); do
     kill -0 "$gw_pid" 2>/dev/null || { cat "$dir/fedgate.log" >&2; exit 1; }
     sleep 0.05
 done
-echo "fedgate pid $gw_pid, $workers worker(s) ${gw_args:+($gw_args) }, s2s 127.0.0.1:$s2s_port, direct TLS 127.0.0.1:$tls_port, component 127.0.0.1:$comp_port"
+echo "fedgate pid $gw_pid, $workers worker(s) ${gw_args:+($gw_args) }, s2s 127.0.0.1:$s2s_port, direct TLS 127.0.0.1:$tls_port, component 127.0.0.1:$comp_port, component TLS 127.0.0.1:$ctls_port"
 
-bench_port=$s2s_port tls_opt=()
+bench_port=$s2s_port tls_opt=() sink_port=$comp_port
 [ "$direct_tls" = 1 ] && bench_port=$tls_port tls_opt=(--direct-tls)
-common=("${tls_opt[@]}" --port "$bench_port" --component-port "$comp_port" --domain "$domain"
+[ "$comp_tls" = 1 ] && sink_port=$ctls_port tls_opt+=(--component-tls)
+common=("${tls_opt[@]}" --port "$bench_port" --component-port "$sink_port" --domain "$domain"
     --secret-file "$dir/component.secret" --cert-dir "$dir" --ca "$dir/ca.crt"
     --partners "$partners" --gateway-pid "$gw_pid")
 for h in $(seq 1 "$holders"); do
