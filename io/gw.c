@@ -68,11 +68,14 @@ int gw_comp_register(gw_t *gw, const char *domain, unsigned worker, uint64_t ses
 
 void gw_comp_unregister(gw_t *gw, const char *domain, unsigned worker, bool last_here)
 {
+    /* Another connection on this worker keeps serving: nothing changes for the others. */
+    if (!last_here)
+        return;
     pthread_mutex_lock(&gw->comp_mu);
     unsigned n = atomic_load(&gw->ncomp);
     for (unsigned i = 0; i < n; i++) {
         gw_comp_slot_t *sl = &gw->comp[i];
-        if (strcmp(sl->domain, domain) != 0 || !last_here)
+        if (strcmp(sl->domain, domain) != 0)
             continue;
         sl->present[worker / 64] &= ~(1ull << (worker % 64));
         if (atomic_load(&sl->owner) != (int)worker)
