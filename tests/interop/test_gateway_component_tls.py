@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """An XEP-0114 component over the gateway's component TLS listener (listen_component_tls): TLS from
 the first byte, the certificate chosen by SNI, the component proving itself with the handshake
-secret only. A gateway with 2 workers hosts gw.example with both component listeners; a real
-Prosody partner a.example has a user alice.
+secret only. A gateway with 2 workers hosts gw.example and gw2.example (each with its own
+certificate and a component route) with both component listeners; a real Prosody partner
+a.example has a user alice.
 
 Checks, in order, and how each one fails:
   1. the store setting opens the listener: the gateway is started without the command-line flag,
@@ -14,7 +15,9 @@ Checks, in order, and how each one fails:
      metric for dir="component",partner="gw.example" gains a sample with tls="TLSv1.3" (or 1.2),
      the log says 'conn <id> component: TLSv1.x up', and the client's own TLS object agrees on the
      version. A listener speaking plain XML, a wrong certificate or a stream not counted as TLS
-     fails here;
+     fails here. A component for a second hosted domain, gw2.example (its own certificate),
+     connecting with SNI gw2.example must get gw2.example's certificate: a gateway that ignored
+     the SNI would serve its default one and fail the client's host name check;
   4. alice -> bob@gw.example reaches the TLS component, its reply reaches alice, and a presence
      subscription round trip both ways works (gwlab.round_trip): a component stream that is not
      routed, or not written back through TLS, times out here;
@@ -24,11 +27,11 @@ Checks, in order, and how each one fails:
      XML answers a stream header (fails), one that waits forever for a ClientHello times out;
   6. a TLS client naming a domain the gateway does not host in its SNI: either the handshake fails
      cleanly (connection closed, nothing in clear) or the gateway serves its default certificate
-     (valid for gw.example, chained to the test CA) and a component stream for gw.example then
+     (a hosted domain's, chained to the test CA) and a component stream for gw.example then
      authenticates over it; anything else (a hang, a certificate for another name, a stream that
-     neither works nor closes) fails. A strict client (host name checking) must refuse that
-     certificate. Then the gateway is still up and a message round trip with the TLS component
-     works again;
+     neither works nor closes, an answer that is not TLS) fails. A strict client (host name
+     checking) must refuse that certificate. Then the gateway is still up and a message round trip
+     with the TLS component works again;
   7. fedgate exits 0 on SIGTERM.
 
 Exit 0 on success, 1 on failure, 77 when a package or a binary is missing.
@@ -52,6 +55,7 @@ WORKERS = 2
 AUTH = "fedgate_streams_authenticated_total"
 TLS_VERSIONS = ("TLSv1.3", "TLSv1.2")
 UNHOSTED = "unhosted.example"
+GW2 = "gw2.example"  # a second hosted domain with its own certificate, for the SNI choice
 
 
 def component_header(to):
@@ -71,11 +75,11 @@ def samples(gw, name):
     return out
 
 
-def component_auths(gw):
-    """{tls label: count} of authenticated component streams of gw.example."""
+def component_auths(gw, domain=None):
+    """{tls label: count} of authenticated component streams of domain (gw.domain)."""
     got = {}
     for labels, v in samples(gw, AUTH):
-        if labels.get("dir") == "component" and labels.get("partner") == gw.domain:
+        if labels.get("dir") == "component" and labels.get("partner") == (domain or gw.domain):
             got[labels.get("tls")] = got.get(labels.get("tls"), 0) + int(v)
     return got
 
@@ -91,20 +95,22 @@ def wait_for(fn, what, timeout=8):
         time.sleep(0.05)
 
 
-def tls_component(lab, gw, port):
-    """A slixmpp component over TLS from the first byte to 127.0.0.1:port, with SNI gw.domain and
-    the gateway's certificate checked against the test CA, host name included."""
+def tls_component(lab, gw, port, domain=None):
+    """A slixmpp component for domain (gw.domain) over TLS from the first byte to
+    127.0.0.1:port, with SNI domain and the gateway's certificate checked against the test CA,
+    host name included."""
     import slixmpp
     from labxmpp import Session
 
-    c = slixmpp.ComponentXMPP(gw.domain, gwlab.COMPONENT_SECRET, "127.0.0.1", port)
+    domain = domain or gw.domain
+    c = slixmpp.ComponentXMPP(domain, gwlab.COMPONENT_SECRET, "127.0.0.1", port)
     c.ca_certs = gw.ca
     # slixmpp sends default_domain as SNI and checks the certificate against it; it also looks
     # that name up in DNS, which the lab does not serve to slixmpp: answer with the address.
-    c.default_domain = gw.domain
+    c.default_domain = domain
 
-    async def records(domain, port=None):
-        return [(gw.domain, "127.0.0.1", int(port or c.address[1]))]
+    async def records(name, port=None):
+        return [(domain, "127.0.0.1", int(port or c.address[1]))]
 
     c.get_dns_records = records
     sess = Session(lab.xmpp, c, "component")
@@ -162,7 +168,7 @@ def san_names(cert):
     return sorted(v for k, v in cert.get("subjectAltName", ()) if k == "DNS")
 
 
-def unhosted_sni(gw, port):
+def unhosted_sni(gw, port, hosted):
     """A TLS connection whose SNI names a domain the gateway does not host. Returns a description
     of what happened; raises when it is neither a clean failure nor a working stream."""
     # A strict client: the handshake may fail on either side, but must never succeed, since no
@@ -195,7 +201,8 @@ def unhosted_sni(gw, port):
             return f"handshake failed cleanly ({e.__class__.__name__}: {e}); strict client: {strict_outcome}"
         names = san_names(t.getpeercert())
         version = t.version()
-        assert gw.domain in names, f"SNI {UNHOSTED}: certificate for {names}, not the default {gw.domain}"
+        assert len(names) == 1 and names[0] in hosted, \
+            f"SNI {UNHOSTED}: certificate for {names}, not a hosted domain's (the default)"
         t.sendall(component_header(gw.domain))
         head = read_until(t, b">", 5)
         while b"<stream:stream" not in head or not head.rstrip().endswith(b">"):
@@ -235,6 +242,9 @@ def main():
         tls_port = lab.ports.get("gw.example/component-tls")
         store = gwlab.GatewayStore(lab, gw, admin)
         store.partner("a.example")
+        cert2 = lab.pki.cert(GW2)
+        store.cli("domain", "new", GW2, "--cert", cert2.crt, "--key", cert2.key, "--route",
+                  "component", "--secret-file", os.path.join(lab.root, "component.secret"))
         store.cli("gateway", "set", "--listen-component-tls", f"127.0.0.1:{tls_port}")
         proc = gwlab.start_gateway(lab, fg, store, workers=WORKERS)
         wait_until(lambda: port_listening(tls_port), 10, "component TLS listener", alive=proc.alive)
@@ -259,6 +269,12 @@ def main():
         assert re.search(rf"conn [0-9a-f]+ component: {re.escape(version)} up", gwlab.log_text(proc))
         step(f"TLS component authenticated: tls=\"{version}\" in {AUTH}, log and client agree")
 
+        comp2 = tls_component(lab, gw, tls_port, GW2)
+        auths2 = wait_for(lambda: component_auths(gw, GW2), f"{GW2} component counted")
+        assert list(auths2) == [version], f"{GW2} component streams by tls label: {auths2}"
+        comp2.disconnect()
+        step(f"a component for {GW2} (SNI {GW2}) got {GW2}'s certificate and authenticated")
+
         alice = a.client("alice")
         gwlab.round_trip(alice, comp, "tls")
         step("message both ways and presence subscription both ways through the TLS component")
@@ -270,7 +286,7 @@ def main():
         comp.wait_message(frm=alice.jid, body="after plain")
         step("the TLS component still gets the next message")
 
-        outcome = unhosted_sni(gw, tls_port)
+        outcome = unhosted_sni(gw, tls_port, (gw.domain, GW2))
         step(f"SNI {UNHOSTED}: {outcome}")
         assert proc.alive(), "fedgate died"
         gwlab.round_trip(alice, comp, "after-sni")
