@@ -138,7 +138,8 @@ struct gw_worker {
     dns_t *dns;
     timer_ent_t refresh;
     timer_ent_t snap_tmr;
-    gw_sess_t *sessions; /* every live session of this worker */
+    gw_sess_t *sessions;  /* every live session of this worker */
+    gw_sess_t *pout_head; /* sessions with plaintext to encrypt before the next send */
     gw_sess_t *route_tab[GW_ROUTE_BUCKETS];
     /* Cross-worker stanza blocks (gw_route.h): this worker's pool, and per origin worker the
        blocks waiting to be sent back. */

@@ -19,6 +19,8 @@
 /* Plaintext the engine has not taken yet: a stanza in progress is held by the parser, so this only
    holds what arrives while the engine waits (a policy verdict, TLS). */
 #define GW_PIN_MAX (256 * 1024)
+/* One TLS record's plaintext: past it, what is gathered is encrypted at once. */
+#define GW_POUT_MAX (16 * 1024)
 
 static const char *kind_name(const gw_sess_t *s)
 {
@@ -116,6 +118,7 @@ int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out)
     if (cfg->remote)
         snprintf(s->remote, sizeof(s->remote), "%s", cfg->remote);
     buf_init(&s->pin, GW_PIN_MAX);
+    buf_init(&s->pout, GW_POUT_MAX);
     buf_init(&s->backlog, GW_BACKLOG_MAX);
     s->comp_slot = -1;
     timer_init(&s->tmr, tmr_fire, s);
@@ -199,6 +202,8 @@ gw_sess_t *gw_sess_find(gw_worker_t *k, uint64_t id)
     return NULL;
 }
 
+static void pout_unlist(gw_sess_t *s);
+
 static void sess_free(gw_sess_t *s)
 {
     gw_worker_t *k = s->k;
@@ -234,9 +239,11 @@ static void sess_free(gw_sess_t *s)
         k->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    pout_unlist(s);
     stream_free(s->st);
     tls_conn_free(s->tls);
     buf_free(&s->pin);
+    buf_free(&s->pout);
     buf_free(&s->backlog);
     free(s->plan);
     free(s);
@@ -277,23 +284,76 @@ static void flush_cipher(gw_sess_t *s)
     }
 }
 
+static void pout_unlist(gw_sess_t *s)
+{
+    if (!s->pout_listed)
+        return;
+    if (s->pout_prev)
+        s->pout_prev->pout_next = s->pout_next;
+    else
+        s->k->pout_head = s->pout_next;
+    if (s->pout_next)
+        s->pout_next->pout_prev = s->pout_prev;
+    s->pout_next = s->pout_prev = NULL;
+    s->pout_listed = false;
+}
+
+static void tls_write(gw_sess_t *s, const void *data, size_t len)
+{
+    ssize_t r = tls_conn_write_plain(s->tls, data, len);
+    if (r == FG_ELIMIT) {
+        flush_cipher(s);
+        r = tls_conn_write_plain(s->tls, data, len);
+    }
+    if (r < 0) {
+        log_warn("conn %llx %s %s: TLS write failed: %s", (unsigned long long)sess_cid(s),
+                 kind_name(s), s->remote, fg_strerror((int)r));
+        conn_abort(s->conn);
+        return;
+    }
+    flush_cipher(s);
+}
+
+/* What was gathered goes into TLS now: before the worker sends, before close_notify. */
+static void sess_seal(gw_sess_t *s)
+{
+    pout_unlist(s);
+    if (s->pout.len == 0)
+        return;
+    if (s->conn && s->tls)
+        tls_write(s, s->pout.data, s->pout.len);
+    buf_reset(&s->pout);
+}
+
+void gw_sess_seal_all(worker_t *w)
+{
+    gw_worker_t *k = worker_data(w);
+    while (k->pout_head)
+        sess_seal(k->pout_head);
+}
+
 static void sess_write(gw_sess_t *s, const void *data, size_t len)
 {
     if (!s->conn)
         return;
     if (s->tls) {
-        ssize_t r = tls_conn_write_plain(s->tls, data, len);
-        if (r == FG_ELIMIT) {
-            flush_cipher(s);
-            r = tls_conn_write_plain(s->tls, data, len);
-        }
-        if (r < 0) {
-            log_warn("conn %llx %s %s: TLS write failed: %s", (unsigned long long)sess_cid(s),
-                     kind_name(s), s->remote, fg_strerror((int)r));
-            conn_abort(s->conn);
+        /* A record per stanza cost about a microsecond each: stanzas written in the same loop
+           iteration (a busy component, an OUT stream's burst) share one. Nothing waits longer:
+           the worker seals before it sends. */
+        if (s->pout.len + len > GW_POUT_MAX)
+            sess_seal(s);
+        if (len > GW_POUT_MAX || buf_append(&s->pout, data, len) != 0) {
+            tls_write(s, data, len);
             return;
         }
-        flush_cipher(s);
+        if (!s->pout_listed) {
+            s->pout_listed = true;
+            s->pout_prev = NULL;
+            s->pout_next = s->k->pout_head;
+            if (s->pout_next)
+                s->pout_next->pout_prev = s;
+            s->k->pout_head = s;
+        }
         return;
     }
     int rc = conn_send(s->conn, data, len);
@@ -559,6 +619,7 @@ static void on_close_action(gw_sess_t *s, const stream_action_t *a)
     timer_cancel(worker_timers(s->k->w), &s->tmr);
     if (s->conn) {
         if (s->tls) {
+            sess_seal(s);
             tls_conn_close(s->tls);
             flush_cipher(s);
         }
@@ -1246,7 +1307,7 @@ bool gw_sess_congested(const gw_sess_t *s, size_t len)
 {
     if (!s->conn || s->dead)
         return false; /* not connected yet: the engine's own bounded queue applies */
-    size_t pending = s->tls ? tls_conn_cipher_pending(s->tls) : 0;
+    size_t pending = s->tls ? tls_conn_cipher_pending(s->tls) + s->pout.len : 0;
     /* Room for the stanza, TLS record overhead and what TLS still holds. */
     return conn_send_space(s->conn) < len + pending + 4096;
 }
@@ -1264,6 +1325,10 @@ void gw_sess_trim(gw_worker_t *k)
         if (s->pin.len == 0 && s->pin.cap > 0) {
             buf_free(&s->pin);
             buf_init(&s->pin, GW_PIN_MAX);
+        }
+        if (s->pout.len == 0 && s->pout.cap > 0) {
+            buf_free(&s->pout);
+            buf_init(&s->pout, GW_POUT_MAX);
         }
     }
 }

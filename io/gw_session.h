@@ -48,6 +48,11 @@ struct gw_sess {
     char remote[STREAM_DOMAIN_MAX + 1];
     char partner[STREAM_DOMAIN_MAX + 1]; /* primary domain of the partner, "" if none */
     buf_t pin;                           /* plaintext; the engine has taken it up to pin_off */
+    /* TLS: plaintext written during this loop iteration, encrypted as one record when the worker
+       flushes (gw_sess_seal_all) instead of a record per stanza. */
+    buf_t pout;
+    gw_sess_t *pout_next, *pout_prev;
+    bool pout_listed;
     size_t pin_off;
     timer_ent_t tmr; /* the engine's timer */
     timer_ent_t free_tmr;
@@ -119,6 +124,9 @@ void gw_sess_hold(gw_sess_t *s);
 void gw_sess_resume(gw_sess_t *s);
 /* Release buffer capacity idle sessions of k no longer need. */
 void gw_sess_trim(gw_worker_t *k);
+/* Before the worker sends (its on_flush): every TLS session's plaintext of this iteration becomes
+   one record (or a few, 16 KiB each) in its send queue. */
+void gw_sess_seal_all(worker_t *w);
 /* Rebuild k's stream table snapshot (gw_t.snap[k->idx]). */
 void gw_sess_snapshot(gw_worker_t *k);
 /* Re-check open partner streams against the current policy snapshot (DESIGN.md §4). */

@@ -478,6 +478,7 @@ int main(int argc, char **argv)
                           .on_msg = gw_worker_msg,
                           .on_drop = gw_worker_drop_msg,
                           .on_notify = gw_worker_notify,
+                          .on_flush = gw_sess_seal_all,
                           .arg = gw};
     if (spin_us >= 0)
         wc.spin_us = spin_us == 0 ? WGROUP_NO_SPIN : (unsigned)spin_us;

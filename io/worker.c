@@ -692,6 +692,8 @@ static void loop(worker_t *w)
             WORKER_STAT_ADD(w, timers, fired);
         work += fired;
         conn_process_closes(w);
+        if (g->cfg.on_flush)
+            g->cfg.on_flush(w);
         conn_flush(w);
         if (io_uring_sq_ready(&w->ring)) {
             io_uring_submit(&w->ring);

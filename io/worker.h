@@ -65,6 +65,9 @@ typedef struct {
     /* A message still queued when the group is destroyed (every worker has stopped, so nobody
        will pop it): called on the destroying thread so what the message owns can be freed. */
     void (*on_drop)(const xq_msg_t *m);
+    /* Every loop iteration that did work, before the connections' queued bytes are sent: what
+       the daemon gathered during the iteration (e.g. plaintext to encrypt as one record). */
+    void (*on_flush)(worker_t *w);
     /* After wgroup_notify(): once per worker per notification burst (e.g. "the store changed"). */
     void (*on_notify)(worker_t *w);
     void *arg; /* worker_arg() */
