@@ -7,7 +7,7 @@ import socket
 import time
 import urllib.request
 
-from lab import LabSkip, find_binary, run
+from lab import SKIP_RC, LabSkip, find_binary, requirements, run
 
 COMPONENT_SECRET = "component-secret"
 
@@ -25,6 +25,19 @@ def binaries():
     if not fg or not admin:
         raise LabSkip("missing: fedgate or fedgate-admin (build first)")
     return fg, admin
+
+
+def run_main(body):
+    """Runs body(fg, admin) once the lab's packages and the gateway's binaries are found, and
+    returns its exit code; SKIP_RC with a `SKIP:` line naming what is missing otherwise. The
+    shared start of the gateway interop tests: `sys.exit(gwlab.run_main(main))`."""
+    try:
+        requirements()
+        fg, admin = binaries()
+    except LabSkip as e:
+        print(f"SKIP: {e}")
+        return SKIP_RC
+    return body(fg, admin)
 
 
 class GatewayStore:

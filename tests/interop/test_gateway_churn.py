@@ -35,7 +35,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lab import Lab, LabSkip, SKIP_RC, find_binary, requirements  # noqa: E402
+from lab import Lab, SKIP_RC, find_binary  # noqa: E402
 import gwlab  # noqa: E402
 from gwlab import step  # noqa: E402
 
@@ -114,13 +114,7 @@ def read(path):
         return f.read()
 
 
-def main():
-    try:
-        requirements()
-        fg, admin = gwlab.binaries()
-    except LabSkip as e:
-        print(f"SKIP: {e}")
-        return SKIP_RC
+def main(fg, admin):
     bench = os.environ.get("FEDGATE_BENCH") or find_binary("fedgate-bench")
     if not bench or not os.access(bench, os.X_OK):
         print("SKIP: missing fedgate-bench (build it first)")
@@ -316,4 +310,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gwlab.run_main(main))

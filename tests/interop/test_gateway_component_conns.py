@@ -39,7 +39,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
+from lab import Lab  # noqa: E402
 import gwlab  # noqa: E402
 from gwlab import step  # noqa: E402
 
@@ -162,13 +162,7 @@ def deliver(lab, users, comps, tag, route, n=N):
     return sent
 
 
-def main():
-    try:
-        requirements()
-        fg, admin = gwlab.binaries()
-    except LabSkip as e:
-        print(f"SKIP: {e}")
-        return SKIP_RC
+def main(fg, admin):
     with Lab() as lab:
         a = lab.prosody("a.example", auth="sasl")
         b = lab.prosody("b.example", auth="sasl")
@@ -257,4 +251,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gwlab.run_main(main))

@@ -13,7 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
+from lab import Lab  # noqa: E402
 import gwlab  # noqa: E402
 
 N = int(os.environ.get("FEDGATE_CPU_STANZAS", "5000"))
@@ -25,13 +25,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def main():
-    try:
-        requirements()
-        fg, admin = gwlab.binaries()
-    except LabSkip as e:
-        print(f"SKIP: {e}")
-        return SKIP_RC
+def main(fg, admin):
     with Lab(loglevel="info") as lab:
         a = lab.prosody("a.example", auth="sasl")
         gw = lab.gateway("gw.example")
@@ -85,4 +79,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gwlab.run_main(main))

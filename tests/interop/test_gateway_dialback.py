@@ -22,18 +22,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
+from lab import Lab  # noqa: E402
 import gwlab  # noqa: E402
 from gwlab import step  # noqa: E402
 
 
-def main():
-    try:
-        requirements()
-        fg, admin = gwlab.binaries()
-    except LabSkip as e:
-        print(f"SKIP: {e}")
-        return SKIP_RC
+def main(fg, admin):
     with Lab() as lab:
         b = lab.prosody("b.example", auth="dialback")
         c = lab.prosody("c.example", auth="plain")
@@ -109,4 +103,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gwlab.run_main(main))

@@ -13,7 +13,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
+from lab import Lab  # noqa: E402
 import gwlab  # noqa: E402
 from gwlab import step  # noqa: E402
 
@@ -41,13 +41,7 @@ def hang_up_server(port, stop):
     return hits
 
 
-def main():
-    try:
-        requirements()
-        fg, admin = gwlab.binaries()
-    except LabSkip as e:
-        print(f"SKIP: {e}")
-        return SKIP_RC
+def main(fg, admin):
     stop = threading.Event()
     with Lab() as lab:
         a = lab.prosody("a.example", auth="sasl")
@@ -79,4 +73,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gwlab.run_main(main))

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lab import Lab, LabSkip, SKIP_RC, requirements  # noqa: E402
+from lab import Lab  # noqa: E402
 import gwlab  # noqa: E402
 from gwlab import step  # noqa: E402
 
@@ -37,13 +37,7 @@ def idle_bytes(t, seconds):
     return got
 
 
-def main():
-    try:
-        requirements()
-        fg, admin = gwlab.binaries()
-    except LabSkip as e:
-        print(f"SKIP: {e}")
-        return SKIP_RC
+def main(fg, admin):
     with Lab(loglevel="info") as lab:
         gw = lab.gateway("gw.example")
         lab.start()
@@ -73,4 +67,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gwlab.run_main(main))

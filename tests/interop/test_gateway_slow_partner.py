@@ -37,7 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from lab import Lab, LabSkip, SKIP_RC, requirements, wait_until  # noqa: E402
+from lab import Lab, wait_until  # noqa: E402
 import gwlab  # noqa: E402
 from gwlab import step  # noqa: E402
 
@@ -118,13 +118,7 @@ def raw_message(to, sid, body):
             f"id='{sid}' type='chat'><body>{body}</body></message>")
 
 
-def main():
-    try:
-        requirements()
-        fg, admin = gwlab.binaries()
-    except LabSkip as e:
-        print(f"SKIP: {e}")
-        return SKIP_RC
+def main(fg, admin):
     print(f"fedgate: {fg}", flush=True)
     # Prosody at info: at debug it logs every one of the thousands of stanzas.
     with Lab(loglevel="info") as lab:
@@ -313,4 +307,4 @@ async def wait_for(pred, timeout):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gwlab.run_main(main))
