@@ -564,10 +564,6 @@ static void sink_scan(sink_conn_t *s, uint64_t t, uint64_t tk)
     s->len = len - i;
 }
 
-/* The component sink: counts and timestamps every stanza the gateway delivers, on any of the
-   --sink-conns connections. One thread polls them all, so g_hist and the counters keep a single
-   writer; each connection has its own buffer because a marker may be split between two reads of
-   the same connection, never between connections. */
 /* The kernel's receive time of the newest segment in what recvmsg returned (CLOCK_REALTIME), moved
    to CLOCK_MONOTONIC; `t` (the read's return) when there is none. For the older stanzas of the
    same read it is late, never early: an upper bound of their arrival. */
@@ -587,6 +583,10 @@ static uint64_t kernel_arrival(struct msghdr *mh, uint64_t t)
     return t;
 }
 
+/* The component sink: counts and timestamps every stanza the gateway delivers, on any of the
+   --sink-conns connections. One thread polls them all, so g_hist and the counters keep a single
+   writer; each connection has its own buffer because a marker may be split between two reads of
+   the same connection, never between connections. */
 static void *sink_thread(void *arg)
 {
     (void)arg;
@@ -663,8 +663,10 @@ static void *sink_thread(void *arg)
     return NULL;
 }
 
-/* Opens component connection k of the sink: stream header, handshake with the stream id the
-   gateway gave this connection, then blocking reads without a timeout. */
+/* Opens component connection k of the sink: TLS first with --component-tls, then the stream
+   header and the handshake with the stream id the gateway gave this connection. From then on the
+   sink thread reads it: blocking reads without a timeout (poll() first), or non-blocking ones
+   through wolfSSL. */
 static int sink_connect(int k)
 {
     char hdr[512], id[128], hs[128], dig[SHA1_HEX_LEN + 1];
