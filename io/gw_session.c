@@ -1136,31 +1136,17 @@ static void out_open(conn_t *c)
     }
 }
 
-const conn_ops_t gw_in_ops = {.on_open = in_open,
-                              .on_data = on_data,
-                              .on_writable = on_writable,
-                              .on_timer = on_timer,
-                              .on_close = on_close};
-const conn_ops_t gw_tls_ops = {.on_open = tls_open,
-                               .on_data = on_data,
-                               .on_writable = on_writable,
-                               .on_timer = on_timer,
-                               .on_close = on_close};
-const conn_ops_t gw_comp_ops = {.on_open = comp_open,
-                                .on_data = on_data,
-                                .on_writable = on_writable,
-                                .on_timer = on_timer,
-                                .on_close = on_close};
-const conn_ops_t gw_comp_tls_ops = {.on_open = comp_tls_open,
-                                    .on_data = on_data,
-                                    .on_writable = on_writable,
-                                    .on_timer = on_timer,
-                                    .on_close = on_close};
-const conn_ops_t gw_out_ops = {.on_open = out_open,
-                               .on_data = on_data,
-                               .on_writable = on_writable,
-                               .on_timer = on_timer,
-                               .on_close = on_close};
+/* Every kind of session shares the handlers; only how it starts differs. */
+#define GW_OPS(open)                                                                               \
+    {                                                                                              \
+        .on_open = (open), .on_data = on_data, .on_writable = on_writable, .on_timer = on_timer,   \
+        .on_close = on_close                                                                       \
+    }
+const conn_ops_t gw_in_ops = GW_OPS(in_open);
+const conn_ops_t gw_tls_ops = GW_OPS(tls_open);
+const conn_ops_t gw_comp_ops = GW_OPS(comp_open);
+const conn_ops_t gw_comp_tls_ops = GW_OPS(comp_tls_open);
+const conn_ops_t gw_out_ops = GW_OPS(out_open);
 
 /* ---- outgoing: resolve and connect ---- */
 

@@ -92,20 +92,21 @@ static void collect_gw(void *arg, buf_t *out)
 /* The /metrics server: a thread of its own, so scrapes never wait behind stanza traffic. */
 static mhttp_t *metrics_srv;
 
-static int open_listener(gw_t *gw, const char *what, const char *addr, const conn_ops_t *ops)
+/* balanced: connections are dealt out over the workers in turn instead of by SO_REUSEPORT's hash
+   (components: one that opens a connection per worker has every stanza delivered on the worker
+   that received it, see gw_route). */
+static int open_listener(gw_t *gw, const char *what, const char *addr, const conn_ops_t *ops,
+                         bool balanced)
 {
     struct sockaddr_storage sa;
     char text[80];
     if (!addr[0])
         return 0;
     int rc = listen_parse_addr(addr, &sa);
-    /* Components are dealt out over the workers: one that opens a connection per worker has every
-       stanza delivered on the worker that received it (gw_route). */
     if (rc == 0)
-        rc = !ops ? mhttp_start(&metrics_srv, &sa, gw->metrics, NULL)
-             : ops == &gw_comp_ops || ops == &gw_comp_tls_ops
-                 ? wgroup_listen_balanced(gw->g, &sa, ops, NULL)
-                 : wgroup_listen(gw->g, &sa, ops, NULL);
+        rc = !ops       ? mhttp_start(&metrics_srv, &sa, gw->metrics, NULL)
+             : balanced ? wgroup_listen_balanced(gw->g, &sa, ops, NULL)
+                        : wgroup_listen(gw->g, &sa, ops, NULL);
     if (rc != 0) {
         fprintf(stderr, "fedgate: cannot listen for %s on %s: %s\n", what, addr, fg_strerror(rc));
         return rc;
@@ -492,12 +493,14 @@ int main(int argc, char **argv)
     metrics_add_collector(gw->metrics, gw_failures_collect, gw);
     metrics_add_collector(gw->metrics, gw_streams_collect, gw);
     const settings_t *st = &gw->settings;
-    if (open_listener(gw, "s2s", o_s2s ? o_s2s : st->listen_s2s, &gw_in_ops) ||
-        open_listener(gw, "s2s direct TLS", o_tls ? o_tls : st->listen_s2s_tls, &gw_tls_ops) ||
-        open_listener(gw, "components", o_comp ? o_comp : st->listen_component, &gw_comp_ops) ||
+    if (open_listener(gw, "s2s", o_s2s ? o_s2s : st->listen_s2s, &gw_in_ops, false) ||
+        open_listener(gw, "s2s direct TLS", o_tls ? o_tls : st->listen_s2s_tls, &gw_tls_ops,
+                      false) ||
+        open_listener(gw, "components", o_comp ? o_comp : st->listen_component, &gw_comp_ops,
+                      true) ||
         open_listener(gw, "components over TLS", o_ctls ? o_ctls : st->listen_component_tls,
-                      &gw_comp_tls_ops) ||
-        open_listener(gw, "metrics", o_metrics ? o_metrics : st->listen_metrics, NULL))
+                      &gw_comp_tls_ops, true) ||
+        open_listener(gw, "metrics", o_metrics ? o_metrics : st->listen_metrics, NULL, false))
         goto out;
     /* The invitation ledger's writer (group commit), before any worker posts to it. */
     wrc = gw_ptype_start(gw->store, &gw->ledger);
