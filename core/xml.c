@@ -22,8 +22,33 @@
    the limits below are checked between slices. */
 #define FEED_SLICE 16384
 
-struct xml_parser {
+/* An expat instance and its accounts. Separate from the parser because a pool lends it to one
+   parser after another; its heap blocks name it as their owner, so it must outlive them. */
+typedef struct xml_expat {
     XML_Parser x;
+    size_t bytes; /* expat's heap now */
+    uint64_t mallocs;
+    uint64_t fed; /* bytes given to XML_Parse since created or reset: its byte index at rest */
+    unsigned long salt;
+    char *sig; /* pooled: the start tag it sits inside (synth_header), sig_len bytes */
+    size_t sig_len;
+} xml_expat_t;
+
+struct xml_pool {
+    xml_expat_t **idle; /* a stack: the top was returned last and is the warmest */
+    unsigned n, max;
+    size_t max_bytes;
+    unsigned long salt; /* for the instances it builds */
+    uint64_t lent, built, dropped;
+};
+
+struct xml_parser {
+    XML_Parser x; /* e->x, or NULL while it holds no instance */
+    xml_expat_t *e;
+    xml_pool_t *pool;
+    char *sig; /* with a pool: synth_header() of the header, made at the first park */
+    size_t sig_len;
+    uint64_t e_mallocs0; /* e->mallocs when it was lent to this parser */
     xml_handler_t handler;
     void *ctx;
 
@@ -71,21 +96,20 @@ struct xml_parser {
     const char *detail;
     int err;
 
-    size_t expat_bytes;
-    uint64_t mallocs;
+    uint64_t mallocs; /* this parser's own, and what its borrowed instances did for it */
     uint64_t stanzas;
 };
 
 /* ---- expat's allocations, counted per parser ---- */
 
-/* Each block carries its owner and size, so realloc/free account to the right parser; malloc
+/* Each block carries its owner and size, so realloc/free account to the right instance; malloc
    learns its owner from the thread, set around every expat call. */
 typedef struct {
-    xml_parser_t *owner;
+    xml_expat_t *owner;
     size_t size;
 } mhdr_t;
 
-static _Thread_local xml_parser_t *tl_owner;
+static _Thread_local xml_expat_t *tl_owner;
 
 static void *mm_malloc(size_t n)
 {
@@ -95,7 +119,7 @@ static void *mm_malloc(size_t n)
     h->owner = tl_owner;
     h->size = n;
     if (h->owner) {
-        h->owner->expat_bytes += n;
+        h->owner->bytes += n;
         h->owner->mallocs++;
     }
     return h + 1;
@@ -106,14 +130,14 @@ static void *mm_realloc(void *ptr, size_t n)
     if (!ptr)
         return mm_malloc(n);
     mhdr_t *h = (mhdr_t *)ptr - 1;
-    xml_parser_t *o = h->owner;
+    xml_expat_t *o = h->owner;
     size_t old = h->size;
     mhdr_t *nh = realloc(h, sizeof(*nh) + n);
     if (!nh)
         return NULL;
     nh->size = n;
     if (o) {
-        o->expat_bytes = o->expat_bytes - old + n;
+        o->bytes = o->bytes - old + n;
         o->mallocs++;
     }
     return nh + 1;
@@ -125,7 +149,7 @@ static void mm_free(void *ptr)
         return;
     mhdr_t *h = (mhdr_t *)ptr - 1;
     if (h->owner)
-        h->owner->expat_bytes -= h->size;
+        h->owner->bytes -= h->size;
     free(h);
 }
 
@@ -684,17 +708,19 @@ static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Cha
     p->boundary = event_end(p);
 }
 
-/* Everything XML_ParserReset forgets; a new hash salt unless the stream goes on (wake-up).
-   0 or -errno. */
-static int configure(xml_parser_t *p, bool new_salt)
+static int draw_salt(unsigned long *salt)
 {
-    XML_Parser x = p->x;
-    if (new_salt) {
-        ssize_t n = getrandom(&p->salt, sizeof(p->salt), 0);
-        if (n != (ssize_t)sizeof(p->salt))
-            return n < 0 ? -errno : -EIO;
-    }
-    XML_SetHashSalt(x, p->salt);
+    ssize_t n = getrandom(salt, sizeof(*salt), 0);
+    if (n != (ssize_t)sizeof(*salt))
+        return n < 0 ? -errno : -EIO;
+    return 0;
+}
+
+/* Everything XML_ParserReset forgets, for handlers working on p. */
+static void configure(xml_expat_t *e, xml_parser_t *p)
+{
+    XML_Parser x = e->x;
+    XML_SetHashSalt(x, e->salt);
     XML_SetUserData(x, p);
     XML_SetReturnNSTriplet(x, XML_TRUE);
     XML_SetElementHandler(x, on_start, on_end);
@@ -715,7 +741,56 @@ static int configure(xml_parser_t *p, bool new_salt)
     XML_SetBillionLaughsAttackProtectionActivationThreshold(x, 65536);
     XML_SetAllocTrackerMaximumAmplification(x, 100.0f);
     XML_SetAllocTrackerActivationThreshold(x, 1u << 20);
-    return 0;
+}
+
+static void expat_free(xml_expat_t *e)
+{
+    if (!e)
+        return;
+    xml_expat_t *prev = tl_owner;
+    tl_owner = e;
+    XML_ParserFree(e->x);
+    tl_owner = prev;
+    free(e->sig);
+    free(e);
+}
+
+/* A configured instance hashing with `salt`, its handlers working on p. NULL: out of memory. */
+static xml_expat_t *expat_new(xml_parser_t *p, unsigned long salt)
+{
+    static const XML_Char sep[] = {NS_SEP, 0};
+    xml_expat_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->salt = salt;
+    xml_expat_t *prev = tl_owner;
+    tl_owner = e;
+    e->x = XML_ParserCreate_MM("UTF-8", &mm_suite, sep);
+    tl_owner = prev;
+    if (!e->x) {
+        free(e);
+        return NULL;
+    }
+    configure(e, p);
+    return e;
+}
+
+/* p takes e; what e allocates from `mallocs0` on counts as p's. */
+static void attach(xml_parser_t *p, xml_expat_t *e, uint64_t mallocs0)
+{
+    p->e = e;
+    p->x = e->x;
+    p->e_mallocs0 = mallocs0;
+}
+
+static xml_expat_t *detach(xml_parser_t *p)
+{
+    xml_expat_t *e = p->e;
+    if (e)
+        p->mallocs += e->mallocs - p->e_mallocs0;
+    p->e = NULL;
+    p->x = NULL;
+    return e;
 }
 
 static void clear_state(xml_parser_t *p)
@@ -743,6 +818,9 @@ static void clear_state(xml_parser_t *p)
     p->reason = XML_REASON_NONE;
     p->detail = NULL;
     p->err = 0;
+    free(p->sig);
+    p->sig = NULL;
+    p->sig_len = 0;
 }
 
 static size_t pd_count(const xml_parser_t *p)
@@ -750,9 +828,7 @@ static size_t pd_count(const xml_parser_t *p)
     return p->max_attrs ? p->max_attrs : 1;
 }
 
-/* Create what a hibernating parser gave back: the declaration scratch and a configured expat
-   instance. 0, -ENOMEM or -errno. */
-static int expat_create(xml_parser_t *p, bool new_salt)
+static int ensure_pd(xml_parser_t *p)
 {
     if (!p->pd) {
         p->pd = calloc(pd_count(p), sizeof(*p->pd));
@@ -760,19 +836,21 @@ static int expat_create(xml_parser_t *p, bool new_salt)
             return -ENOMEM;
         p->mallocs++;
     }
-    static const XML_Char sep[] = {NS_SEP, 0};
-    xml_parser_t *prev = tl_owner;
-    tl_owner = p;
-    p->x = XML_ParserCreate_MM("UTF-8", &mm_suite, sep);
-    tl_owner = prev;
-    if (!p->x)
+    return 0;
+}
+
+/* Create what a hibernating parser gave back: the declaration scratch and a configured expat
+   instance of its own (p->salt, a new one when new_salt). 0, -ENOMEM or -errno. */
+static int expat_create(xml_parser_t *p, bool new_salt)
+{
+    int ret = ensure_pd(p);
+    if (ret < 0 || (new_salt && (ret = draw_salt(&p->salt)) < 0))
+        return ret;
+    xml_expat_t *e = expat_new(p, p->salt);
+    if (!e)
         return -ENOMEM;
-    int ret = configure(p, new_salt);
-    if (ret < 0) {
-        XML_ParserFree(p->x);
-        p->x = NULL;
-    }
-    return ret;
+    attach(p, e, 0);
+    return 0;
 }
 
 int xml_parser_new(xml_parser_t **out, const stream_limits_t *limits, xml_handler_t handler,
@@ -813,8 +891,8 @@ void xml_parser_free(xml_parser_t *p)
 {
     if (!p)
         return;
-    if (p->x)
-        XML_ParserFree(p->x);
+    expat_free(detach(p));
+    free(p->sig);
     stanza_arena_free(p->arena);
     buf_free(&p->text);
     buf_free(&p->raw);
@@ -832,14 +910,23 @@ int xml_reset(xml_parser_t *p)
         clear_state(p);
         return 0;
     }
-    xml_parser_t *prev = tl_owner;
-    tl_owner = p;
-    XML_Bool ok = XML_ParserReset(p->x, "UTF-8");
+    xml_expat_t *e = p->e, *prev = tl_owner;
+    tl_owner = e;
+    XML_Bool ok = XML_ParserReset(e->x, "UTF-8");
     tl_owner = prev;
     if (!ok)
         return -ENOMEM;
+    /* No longer inside any header: not to be lent as one. */
+    e->fed = 0;
+    free(e->sig);
+    e->sig = NULL;
+    e->sig_len = 0;
     clear_state(p);
-    return configure(p, true);
+    if ((ret = draw_salt(&p->salt)) < 0)
+        return ret;
+    e->salt = p->salt;
+    configure(e, p);
+    return 0;
 }
 
 void xml_set_max_stanza(xml_parser_t *p, uint32_t max_bytes)
@@ -860,46 +947,6 @@ const stanza_t *xml_stream_header(const xml_parser_t *p)
 bool xml_stream_open(const xml_parser_t *p)
 {
     return p->header && !p->closed;
-}
-
-bool xml_hibernate(xml_parser_t *p)
-{
-    if (!p->x)
-        return p->header != NULL;
-    /* Only between depth-1 elements of an open stream, with every byte fed turned into a
-       complete event: then expat holds nothing but the header's namespace bindings, which the
-       header in the arena records exactly. A trailing CR, a partial UTF-8 sequence or an
-       unfinished tag leaves `boundary` behind `fed`. */
-    if (p->reason || p->paused || p->waking || !p->header || p->closed || p->depth != 1 || p->cur ||
-        p->npd || p->text.len || p->boundary != p->fed)
-        return false;
-    xml_parser_t *prev = tl_owner;
-    tl_owner = p;
-    XML_ParserFree(p->x);
-    tl_owner = prev;
-    p->x = NULL;
-    stanza_arena_trim_to(p->arena, p->header_mark);
-    buf_free(&p->text);
-    buf_free(&p->raw);
-    p->raw_base = p->fed;
-    free(p->pd);
-    p->pd = NULL;
-    return true;
-}
-
-bool xml_release(xml_parser_t *p)
-{
-    if (!p->paused)
-        return true;
-    if (p->held)
-        return false;
-    /* Resuming on no bytes only clears expat's suspension: nothing is left to parse. */
-    return xml_feed(p, "", 0, NULL) == 0 && !p->paused;
-}
-
-bool xml_hibernating(const xml_parser_t *p)
-{
-    return p->x == NULL;
 }
 
 /* Appends to a bounded buffer, counting what did not fit (snprintf style). */
@@ -986,19 +1033,150 @@ static size_t synth_header(const stanza_t *h, char *dst, size_t cap)
     return w.len;
 }
 
+/* Only between depth-1 elements of an open stream, with every byte fed turned into a complete
+   event: then expat holds nothing but the header's namespace bindings, which the header in the
+   arena records exactly. A trailing CR, a partial UTF-8 sequence or an unfinished tag leaves
+   `boundary` behind `fed`. */
+static bool at_rest(const xml_parser_t *p)
+{
+    return !p->reason && !p->paused && !p->waking && p->header && !p->closed && p->depth == 1 &&
+           !p->cur && !p->npd && !p->text.len && p->boundary == p->fed;
+}
+
+/* The start tag an instance at rest sits inside, made once per header. false: out of memory. */
+static bool ensure_sig(xml_parser_t *p)
+{
+    if (p->sig)
+        return true;
+    size_t n = synth_header(p->header, NULL, 0);
+    p->sig = malloc(n);
+    if (!p->sig)
+        return false;
+    p->mallocs++;
+    synth_header(p->header, p->sig, n);
+    p->sig_len = n;
+    return true;
+}
+
+/* Keeps e (at rest inside the header `sig`) as the warmest idle instance, making room by
+   freeing the coldest. false when e is not worth keeping: the caller frees it. */
+static bool pool_put(xml_pool_t *pool, xml_expat_t *e, const char *sig, size_t len)
+{
+    if (e->bytes > pool->max_bytes)
+        goto drop;
+    if (!e->sig) {
+        e->sig = malloc(len);
+        if (!e->sig)
+            goto drop;
+        memcpy(e->sig, sig, len);
+        e->sig_len = len;
+    }
+    if (pool->n == pool->max) {
+        pool->dropped++;
+        expat_free(pool->idle[0]);
+        memmove(pool->idle, pool->idle + 1, sizeof(*pool->idle) * --pool->n);
+    }
+    pool->idle[pool->n++] = e;
+    return true;
+drop:
+    pool->dropped++;
+    return false;
+}
+
+/* The warmest idle instance at rest inside `sig`, taken out of the pool; NULL if none. */
+static xml_expat_t *pool_take(xml_pool_t *pool, const char *sig, size_t len)
+{
+    for (unsigned i = pool->n; i-- > 0;) {
+        xml_expat_t *e = pool->idle[i];
+        if (e->sig_len == len && memcmp(e->sig, sig, len) == 0) {
+            memmove(pool->idle + i, pool->idle + i + 1, sizeof(*pool->idle) * (pool->n - i - 1));
+            pool->n--;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+/* An instance at rest goes back to the pool, or is freed. */
+static void release(xml_parser_t *p)
+{
+    xml_expat_t *e = detach(p);
+    if (e && !(p->pool && ensure_sig(p) && pool_put(p->pool, e, p->sig, p->sig_len)))
+        expat_free(e);
+}
+
+bool xml_park(xml_parser_t *p)
+{
+    if (!p->pool)
+        return false;
+    if (!p->x)
+        return true;
+    if (!at_rest(p))
+        return false;
+    release(p);
+    return true;
+}
+
+bool xml_hibernate(xml_parser_t *p)
+{
+    if (!p->header)
+        return false;
+    /* A parked parser (no instance) is at rest by construction. */
+    if (p->x) {
+        if (!at_rest(p))
+            return false;
+        release(p);
+    }
+    stanza_arena_trim_to(p->arena, p->header_mark);
+    buf_free(&p->text);
+    buf_free(&p->raw);
+    p->raw_base = p->fed;
+    free(p->pd);
+    p->pd = NULL;
+    return true;
+}
+
+bool xml_release(xml_parser_t *p)
+{
+    if (!p->paused)
+        return true;
+    if (p->held)
+        return false;
+    /* Resuming on no bytes only clears expat's suspension: nothing is left to parse. */
+    return xml_feed(p, "", 0, NULL) == 0 && !p->paused;
+}
+
+bool xml_hibernating(const xml_parser_t *p)
+{
+    return p->x == NULL;
+}
+
 /* Rebuild expat after hibernation: a new instance with the same settings (and the same hash
    salt: still secret, and no system call per wake-up) is fed a start tag with the header's
    qualified name and namespace declarations, without an event, so the stream's bytes continue
    exactly where they left off: same bindings, same end tag expected. 0 or the parser's error. */
 static int wake(xml_parser_t *p)
 {
+    const stanza_t *h = p->header;
+    if (p->pool && h) {
+        xml_expat_t *e =
+            ensure_sig(p) && ensure_pd(p) == 0 ? pool_take(p->pool, p->sig, p->sig_len) : NULL;
+        if (e) {
+            attach(p, e, e->mallocs);
+            XML_SetUserData(e->x, p);
+            p->xdelta = p->fed - e->fed;
+            p->wakes++;
+            p->pool->lent++;
+            return 0;
+        }
+        p->pool->built++;
+    }
     int ret = expat_create(p, false);
     if (ret < 0) {
         fail(p, XML_REASON_NOMEM, "parser wake-up failed");
         return p->err;
     }
     p->wakes++;
-    const stanza_t *h = p->header;
     if (!h) {
         /* A reset that could not rebuild expat: the new stream starts from its first byte. */
         p->xdelta = p->fed;
@@ -1007,22 +1185,29 @@ static int wake(xml_parser_t *p)
     /* One expat call on the whole tag: fed in pieces, expat would rescan the unfinished tag
        after each. A real header fits the stack buffer. */
     char small[1024];
-    char *tag = small;
-    size_t n = synth_header(h, small, sizeof(small));
-    if (n > sizeof(small)) {
-        tag = malloc(n);
-        if (!tag) {
-            fail(p, XML_REASON_NOMEM, "parser wake-up failed");
-            return p->err;
+    char *big = NULL;
+    const char *tag = p->sig;
+    size_t n = p->sig_len;
+    if (!tag) {
+        tag = small;
+        n = synth_header(h, small, sizeof(small));
+        if (n > sizeof(small)) {
+            big = malloc(n);
+            if (!big) {
+                fail(p, XML_REASON_NOMEM, "parser wake-up failed");
+                return p->err;
+            }
+            p->mallocs++;
+            synth_header(h, big, n);
+            tag = big;
         }
-        p->mallocs++;
-        synth_header(h, tag, n);
     }
     p->waking = true;
+    tl_owner = p->e;
+    p->e->fed += n;
     enum XML_Status st = XML_Parse(p->x, tag, (int)n, XML_FALSE);
     p->waking = false;
-    if (tag != small)
-        free(tag);
+    free(big);
     if (st != XML_STATUS_OK) {
         /* Only memory can make expat refuse what it accepted once. */
         if (XML_GetErrorCode(p->x) == XML_ERROR_NO_MEMORY)
@@ -1054,9 +1239,10 @@ void xml_stats(const xml_parser_t *p, xml_stats_t *out)
 {
     stanza_arena_stats_t as;
     stanza_arena_stats(p->arena, &as);
-    out->bytes = sizeof(*p) + p->expat_bytes + as.reserved + p->text.cap + p->raw.cap +
+    out->bytes = sizeof(*p) + (p->e ? sizeof(*p->e) + p->e->bytes + p->e->sig_len : 0) +
+                 p->sig_len + as.reserved + p->text.cap + p->raw.cap +
                  (p->pd ? sizeof(*p->pd) * pd_count(p) : 0);
-    out->mallocs = p->mallocs + as.mallocs;
+    out->mallocs = p->mallocs + (p->e ? p->e->mallocs - p->e_mallocs0 : 0) + as.mallocs;
     out->stanzas = p->stanzas;
     out->wakes = p->wakes;
 }
@@ -1097,10 +1283,10 @@ int xml_feed(xml_parser_t *p, const void *data, size_t len, size_t *consumed)
     if (!p->x && len == 0)
         return 0; /* nothing to wake up for */
     /* Saved, so a handler may run another parser (a nested feed) without confusing accounts. */
-    xml_parser_t *prev = tl_owner;
-    tl_owner = p;
+    xml_expat_t *prev = tl_owner;
     if (!p->x && (ret = wake(p)) < 0)
         goto out;
+    tl_owner = p->e;
     if (p->paused) {
         /* The caller hands back the bytes expat still holds; resume on those, then go on. */
         if (len < p->held) {
@@ -1138,6 +1324,7 @@ int xml_feed(xml_parser_t *p, const void *data, size_t len, size_t *consumed)
         p->slice = d + done;
         p->slice_base = p->fed;
         p->fed += n;
+        p->e->fed += n;
         ret = after_parse(p, XML_Parse(p->x, d + done, (int)n, XML_FALSE));
         if (ret < 0)
             goto out;
@@ -1167,4 +1354,49 @@ paused:
 out:
     tl_owner = prev;
     return ret;
+}
+
+/* ---- the pool ---- */
+
+int xml_pool_new(xml_pool_t **out, unsigned max_idle, size_t max_bytes)
+{
+    xml_pool_t *pool = calloc(1, sizeof(*pool));
+    *out = NULL;
+    if (!pool)
+        return -ENOMEM;
+    pool->max = max_idle ? max_idle : 1;
+    pool->max_bytes = max_bytes ? max_bytes : 64 * 1024;
+    pool->idle = calloc(pool->max, sizeof(*pool->idle));
+    if (!pool->idle) {
+        free(pool);
+        return -ENOMEM;
+    }
+    *out = pool;
+    return 0;
+}
+
+void xml_pool_free(xml_pool_t *pool)
+{
+    if (!pool)
+        return;
+    for (unsigned i = 0; i < pool->n; i++)
+        expat_free(pool->idle[i]);
+    free(pool->idle);
+    free(pool);
+}
+
+void xml_pool_stats(const xml_pool_t *pool, xml_pool_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->idle = pool->n;
+    for (unsigned i = 0; i < pool->n; i++)
+        out->idle_bytes += sizeof(*pool->idle[i]) + pool->idle[i]->bytes + pool->idle[i]->sig_len;
+    out->lent = pool->lent;
+    out->built = pool->built;
+    out->dropped = pool->dropped;
+}
+
+void xml_set_pool(xml_parser_t *p, xml_pool_t *pool)
+{
+    p->pool = pool;
 }

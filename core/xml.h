@@ -174,10 +174,51 @@ bool xml_hibernate(xml_parser_t *p);
 /* True between a successful xml_hibernate() and the next xml_feed() with bytes or xml_reset(). */
 bool xml_hibernating(const xml_parser_t *p);
 
+/*
+ * A thread's spare expat instances, lent to its parsers between stanzas.
+ *
+ * Why: with thousands of streams each receiving a stanza now and then, a stream's own expat
+ * instance (its hash tables, buffers, tag stack: ~12 KiB) has left the cache by the time the next
+ * stanza comes, and parsing it cold costs several times parsing it warm. A parser given a pool
+ * hands its instance back whenever it rests between depth-1 elements (xml_park()); its next
+ * bytes borrow the most recently returned instance that sits inside an identical stream header
+ * (same qualified name, same namespace declarations), so the few instances a busy thread cycles
+ * through stay in its cache. Events, byte counts and raw bytes are exactly as with a private
+ * instance: an instance is only ever lent in the state the stream's own would be in.
+ *
+ * Ownership: the pool owns its idle instances; a parser owns the instance it holds until it parks
+ * it. The pool must outlive every parser given it, and all of them and the pool are used by one
+ * thread. An instance whose heap grew past the pool's bound (many distinct names) and one
+ * returned to a full pool are freed, not kept; a new one is built when no idle one matches.
+ */
+typedef struct xml_pool xml_pool_t;
+/* max_idle: instances kept (at least 1); max_bytes: heap of an instance worth keeping (0: 64 KiB).
+   0 or -ENOMEM. */
+int xml_pool_new(xml_pool_t **out, unsigned max_idle, size_t max_bytes);
+/* Frees the idle instances and the pool; NULL is a no-op. */
+void xml_pool_free(xml_pool_t *pool);
+typedef struct {
+    unsigned idle;     /* instances waiting now */
+    size_t idle_bytes; /* their heap */
+    uint64_t lent;     /* borrows served by an idle instance */
+    uint64_t built;    /* borrows that found none and built one (a synthetic header parsed) */
+    uint64_t dropped;  /* instances freed on return: pool full or instance over max_bytes */
+} xml_pool_stats_t;
+void xml_pool_stats(const xml_pool_t *pool, xml_pool_stats_t *out);
+/* Lend from (and park into) `pool` from now on; NULL returns to a private instance per parser. */
+void xml_set_pool(xml_parser_t *p, xml_pool_t *pool);
+/*
+ * With a pool: hand the expat instance back to it, and nothing else (the arena, text and raw
+ * buffers stay, so the next stanza allocates nothing). Same conditions as xml_hibernate(); true
+ * when the parser holds no instance on return. Without a pool: false, changes nothing. Meant to
+ * be called after each batch of input is taken care of. Not from inside the handler.
+ */
+bool xml_park(xml_parser_t *p);
+
 typedef struct {
     size_t bytes;     /* heap bytes held now: expat, the arena's blocks, text scratch, the parser */
     uint64_t mallocs; /* heap allocations (malloc + realloc) since creation, all of the above */
     uint64_t stanzas; /* XML_EV_STANZA events since creation */
-    uint64_t wakes;   /* wake-ups after xml_hibernate() since creation */
+    uint64_t wakes;   /* wake-ups after xml_hibernate() or xml_park() since creation */
 } xml_stats_t;
 void xml_stats(const xml_parser_t *p, xml_stats_t *out);

@@ -1,9 +1,13 @@
 /*
- * core/xml hibernation: an idle open stream gives back expat and its scratch memory, and the next
- * bytes continue the stream exactly as if nothing happened. Every document here is fed in every
- * chunk size, once without hibernation and once trying to hibernate after every read; both runs
- * must log the same events, byte counts, raw bytes, portability flags, `consumed` values and
- * errors.
+ * core/xml hibernation and the instance pool: an idle open stream gives back expat (to be freed,
+ * or lent to other streams through an xml_pool_t) and its scratch memory, and the next bytes
+ * continue the stream exactly as if nothing happened. Every document here is fed in every chunk
+ * size, once without hibernation and once per way of giving expat back after every read; all
+ * runs must log the same events, byte counts, raw bytes, portability flags, `consumed` values
+ * and errors. With a pool, another parser takes turns with the one under test: fed the same
+ * document (its instances sit inside the same header, so they really change hands) or one whose
+ * header binds the same prefixes to other namespaces (its instances must never be lent to the
+ * parser under test).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -74,7 +78,48 @@ typedef enum {
     MODE_PLAIN = 0, /* never hibernate */
     MODE_HIBERNATE, /* xml_hibernate() after every read */
     MODE_TRIM,      /* xml_trim() twice after every read: the periodic path of an idle stream */
+    MODE_PARK,     /* xml_park() after every read, a pool of one shared with a same-header parser */
+    MODE_PARK_MIX, /* xml_park(), a pool of two shared with a parser of another header */
 } mode_t_;
+
+/* The other parser on the pool: fed `step` bytes of its document after each read of the one
+   under test, parked after each, restarted at its end or at an error. */
+typedef struct {
+    xml_parser_t *p;
+    const char *doc;
+    size_t len, off;
+    int events;
+} lender_t;
+
+/* Same prefixes as the documents under test, other namespaces: x, db and the default. */
+static const char mix_doc[] =
+    "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+    "xmlns:db='urn:not-dialback' xmlns:x='urn:b' xmlns:q='urn:not-ping'>"
+    "<message><x:data/></message><x:thing/><db:verify/> <presence/>\n";
+
+static int lender_event(void *ctx, const xml_event_t *ev)
+{
+    (void)ev;
+    ((lender_t *)ctx)->events++;
+    return XML_CB_CONTINUE;
+}
+
+static void lender_step(lender_t *l, size_t step)
+{
+    if (l->off >= l->len) {
+        assert_int_equal(xml_reset(l->p), 0);
+        l->off = 0;
+    }
+    size_t n = l->len - l->off < step ? l->len - l->off : step, used = 0;
+    if (xml_feed(l->p, l->doc + l->off, n, &used) < 0) {
+        assert_int_equal(xml_reset(l->p), 0);
+        l->off = 0;
+        return;
+    }
+    l->off += used;
+    bool parked = xml_park(l->p);
+    assert_int_equal(parked, xml_hibernating(l->p));
+}
 
 typedef struct {
     buf_t events; /* what the handler saw: independent of the chunking */
@@ -127,6 +172,15 @@ static int run(const char *doc, size_t len, size_t chunk, mode_t_ mode, int stop
     assert_int_equal(xml_parser_new(&p, &lim, on_event, r), 0);
     if (max_stanza)
         xml_set_max_stanza(p, max_stanza);
+    xml_pool_t *pool = NULL;
+    lender_t l = {.doc = mode == MODE_PARK ? doc : mix_doc};
+    l.len = mode == MODE_PARK ? len : strlen(mix_doc);
+    if (mode >= MODE_PARK) {
+        assert_int_equal(xml_pool_new(&pool, mode == MODE_PARK ? 1 : 2, 0), 0);
+        xml_set_pool(p, pool);
+        assert_int_equal(xml_parser_new(&l.p, &lim, lender_event, &l), 0);
+        xml_set_pool(l.p, pool);
+    }
     int slept = 0, ret = 0;
     size_t off = 0;
     while (off < len && ret == 0) {
@@ -147,6 +201,13 @@ static int run(const char *doc, size_t len, size_t chunk, mode_t_ mode, int stop
             xml_trim(p);
             xml_trim(p);
             slept += xml_hibernating(p);
+        } else if (mode >= MODE_PARK) {
+            bool ok = xml_park(p);
+            assert_int_equal(ok, xml_hibernating(p));
+            slept += ok;
+            /* 13 bytes: the other parser rests after some steps and holds its instance in the
+               middle of a stanza after others. */
+            lender_step(&l, 13);
         }
     }
     xml_stats_t st;
@@ -154,6 +215,13 @@ static int run(const char *doc, size_t len, size_t chunk, mode_t_ mode, int stop
     if (mode == MODE_PLAIN)
         assert_int_equal(st.wakes, 0);
     xml_parser_free(p);
+    xml_parser_free(l.p);
+    if (pool) {
+        xml_pool_stats_t ps;
+        xml_pool_stats(pool, &ps);
+        assert_true(ps.idle <= (mode == MODE_PARK ? 1u : 2u));
+        xml_pool_free(pool);
+    }
     return slept;
 }
 
@@ -188,10 +256,13 @@ static int check_doc(const char *doc, int stop_at, uint32_t max_stanza, const ch
         run(doc, len, k, MODE_PLAIN, stop_at, max_stanza, &plain);
         if (stop_at == 0)
             assert_same(&plain.events, &whole.events, "plain events", k);
-        for (mode_t_ m = MODE_HIBERNATE; m <= MODE_TRIM; m++) {
+        for (mode_t_ m = MODE_HIBERNATE; m <= MODE_PARK_MIX; m++) {
             int slept = run(doc, len, k, m, stop_at, max_stanza, &got);
             if (k == 1 && m == MODE_HIBERNATE)
                 one_byte = slept;
+            /* Parking is refused and granted exactly where hibernation is. */
+            if (k == 1 && m >= MODE_PARK)
+                assert_int_equal(slept, one_byte);
             assert_same(&got.events, &plain.events, "events", k);
             assert_same(&got.feeds, &plain.feeds, "feed results", k);
             rec_free(&got);
@@ -488,6 +559,131 @@ static void test_reset_while_hibernating(void **state)
     xml_parser_free(p);
 }
 
+static xml_parser_t *pooled(xml_pool_t *pool, int *n)
+{
+    xml_parser_t *p = parser(count_handler, n);
+    xml_set_pool(p, pool);
+    return p;
+}
+
+static xml_pool_stats_t pool_stats(const xml_pool_t *pool)
+{
+    xml_pool_stats_t ps;
+    xml_pool_stats(pool, &ps);
+    return ps;
+}
+
+static void test_pool_lends_and_bounds(void **state)
+{
+    xml_pool_t *pool;
+    assert_int_equal(xml_pool_new(&pool, 2, 0), 0);
+    int n[4] = {0};
+    xml_parser_t *a = pooled(pool, &n[0]), *b = pooled(pool, &n[1]), *c = pooled(pool, &n[2]);
+    /* Without a pool nothing parks. */
+    xml_parser_t *solo = parser(count_handler, &n[3]);
+    feed_str(solo, HDR);
+    assert_false(xml_park(solo));
+    assert_false(xml_hibernating(solo));
+    xml_parser_free(solo);
+
+    /* Three streams at rest in a pool of two: the coldest instance is freed. */
+    feed_str(a, HDR);
+    feed_str(b, HDR);
+    feed_str(c, HDR "<presence/>");
+    assert_true(xml_park(a) && xml_park(b) && xml_park(c));
+    xml_pool_stats_t ps = pool_stats(pool);
+    assert_int_equal(ps.idle, 2);
+    assert_int_equal(ps.dropped, 1);
+    assert_true(ps.idle_bytes > 2 * 4096);
+    /* Parked, a stream holds no instance: its parser state is small. */
+    xml_stats_t st;
+    xml_stats(c, &st);
+    assert_true(st.bytes < 4096);
+
+    /* The next stanzas borrow idle instances; none is built while one matches. */
+    feed_str(a, "<presence/>");
+    feed_str(b, "<presence/><message/>");
+    assert_true(xml_park(a) && xml_park(b));
+    ps = pool_stats(pool);
+    assert_int_equal(ps.lent, 2);
+    assert_int_equal(ps.built, 0);
+    /* All three streams went on with the same two instances: every event arrived. */
+    feed_str(c, "<presence/>");
+    assert_true(xml_park(c));
+    assert_int_equal(n[0], 2);
+    assert_int_equal(n[1], 3);
+    assert_int_equal(n[2], 3);
+    assert_int_equal(pool_stats(pool).lent, 3);
+
+    /* An instance is lent only to a stream with the same header. */
+    int m = 0;
+    xml_parser_t *d = pooled(pool, &m);
+    feed_str(d, "<stream:stream xmlns='jabber:component:accept' "
+                "xmlns:stream='http://etherx.jabber.org/streams'>");
+    assert_true(xml_park(d)); /* idle: one of HDR, d's own */
+    xml_pool_stats_t ps0 = pool_stats(pool);
+    feed_str(a, "<presence/>"); /* takes the HDR one */
+    feed_str(b, "<presence/>"); /* finds none with its header: builds one */
+    ps = pool_stats(pool);
+    assert_int_equal(ps.lent, ps0.lent + 1);
+    assert_int_equal(ps.built, ps0.built + 1);
+    assert_int_equal(ps.idle, 1);
+    feed_str(d, "<message/>"); /* its own again */
+    assert_int_equal(pool_stats(pool).lent, ps0.lent + 2);
+    assert_int_equal(m, 2);
+    assert_true(xml_park(d) && xml_park(a) && xml_park(b));
+    assert_true(pool_stats(pool).idle <= 2);
+
+    /* In the middle of a stanza, paused or failed, a parser keeps its instance. */
+    feed_str(a, "<message><body>");
+    assert_false(xml_park(a));
+    assert_false(xml_hibernating(a));
+    feed_str(a, "</body></message>");
+    assert_true(xml_park(a));
+    size_t used;
+    assert_true(xml_feed(b, "<presence/><y:oops/>", 20, &used) < 0);
+    unsigned idle = pool_stats(pool).idle;
+    assert_false(xml_park(b));
+    assert_int_equal(pool_stats(pool).idle, idle);
+    /* A reset of a failed parser, and of a parked one, starts a new stream as usual. */
+    assert_int_equal(xml_reset(b), 0);
+    assert_int_equal(xml_reset(c), 0);
+    n[1] = n[2] = 0;
+    feed_str(b, HDR "<presence/>");
+    feed_str(c, HDR "<presence/></stream:stream>");
+    assert_int_equal(n[1], 2);
+    assert_int_equal(n[2], 3);
+
+    /* A parser freed while its former instance is lent out or idle: the instance lives on, and
+       its accounts with it (a sanitizer run checks nothing dangles). */
+    xml_parser_free(a);
+    feed_str(b, "<presence/>");
+    assert_true(xml_park(b));
+    xml_parser_free(b);
+    xml_parser_free(c);
+    xml_parser_free(d);
+    xml_pool_free(pool);
+
+    /* An instance grown past the pool's bound (distinct names fill expat's tables) is freed. */
+    assert_int_equal(xml_pool_new(&pool, 4, 16 * 1024), 0);
+    a = pooled(pool, &n[0]);
+    feed_str(a, HDR);
+    char tag[64];
+    for (int i = 0; i < 400; i++) {
+        snprintf(tag, sizeof(tag), "<presence a%d='1'/>", i);
+        feed_str(a, tag);
+    }
+    assert_true(xml_park(a));
+    ps = pool_stats(pool);
+    assert_int_equal(ps.idle, 0);
+    assert_int_equal(ps.dropped, 1);
+    feed_str(a, "<presence/>");
+    assert_int_equal(pool_stats(pool).built, 1);
+    xml_parser_free(a);
+    xml_pool_free(pool);
+    xml_pool_free(NULL);
+}
+
 /* ---- the stream engine's periodic trim (stream_trim) ---- */
 
 static void rnd(void *ctx, uint8_t *out, size_t n)
@@ -529,11 +725,12 @@ static void drain(stream_t *s, buf_t *log)
 /* An inbound stream authenticated with dialback, then `doc` in `chunk`-byte reads, with two
    stream_trim() calls (an idle trim period) after every read when `trim` is set. Returns how
    many reads ended with the parser hibernated. */
-static int stream_run(const char *doc, size_t chunk, bool trim, buf_t *log)
+static int stream_run(const char *doc, size_t chunk, bool trim, xml_pool_t *pool, buf_t *log)
 {
     uint32_t seed = 7;
     stream_config_t cfg;
     stream_config_default(&cfg);
+    cfg.xml_pool = pool;
     cfg.hosted = hosted;
     cfg.n_hosted = 1;
     cfg.secret = (const uint8_t *)"secret";
@@ -585,6 +782,8 @@ static int stream_run(const char *doc, size_t chunk, bool trim, buf_t *log)
             stream_stats(s, &st);
             slept += st.parser_bytes < 2048;
         }
+        if (pool)
+            slept += stream_park(s);
     }
     stream_free(s);
     return slept;
@@ -602,8 +801,8 @@ static void test_stream_trim_hibernates(void **state)
     buf_t plain, trimmed;
     size_t len = strlen(doc);
     for (size_t k = 1; k <= len; k++) {
-        stream_run(doc, k, false, &plain);
-        int slept = stream_run(doc, k, true, &trimmed);
+        stream_run(doc, k, false, NULL, &plain);
+        int slept = stream_run(doc, k, true, NULL, &trimmed);
         assert_same(&trimmed, &plain, "stream actions", k);
         /* The reads that end between stanzas leave a hibernated parser. */
         if (k == 1)
@@ -611,6 +810,34 @@ static void test_stream_trim_hibernates(void **state)
         buf_free(&plain);
         buf_free(&trimmed);
     }
+}
+
+static void test_stream_park(void **state)
+{
+    /* The stream engine parks only once every action is taken (the parser stays paused on a
+       routed stanza until then), and the stream goes on exactly as without a pool. */
+    const char *doc = "<message from='romeo@montague.example/orchard' to='juliet@capulet.example' "
+                      "type='chat' id='1'><body>hi</body></message> "
+                      "<presence from='romeo@montague.example' to='juliet@capulet.example'/>"
+                      "<iq from='montague.example' to='capulet.example' type='get' id='p'>"
+                      "<ping xmlns='urn:xmpp:ping'/></iq></stream:stream>";
+    xml_pool_t *pool;
+    assert_int_equal(xml_pool_new(&pool, 4, 0), 0);
+    buf_t plain, parked;
+    size_t len = strlen(doc);
+    for (size_t k = 1; k <= len; k++) {
+        stream_run(doc, k, false, NULL, &plain);
+        int parks = stream_run(doc, k, false, pool, &parked);
+        assert_same(&parked, &plain, "stream actions", k);
+        if (k == len)
+            assert_true(parks == 0); /* the only read ends the stream: nothing to park */
+        else if (k == 1)
+            assert_true(parks >= 3);
+        buf_free(&plain);
+        buf_free(&parked);
+    }
+    assert_true(pool_stats(pool).lent > 0);
+    xml_pool_free(pool);
 }
 
 int main(void)
@@ -626,6 +853,8 @@ int main(void)
         cmocka_unit_test(test_busy_stream_never_hibernates),
         cmocka_unit_test(test_reset_while_hibernating),
         cmocka_unit_test(test_stream_trim_hibernates),
+        cmocka_unit_test(test_pool_lends_and_bounds),
+        cmocka_unit_test(test_stream_park),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
