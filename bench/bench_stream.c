@@ -10,11 +10,15 @@
  *    stream_trim() (buffers given back, parser awake: the baseline) and after a second one with no
  *    input in between (a whole trim period idle: the parser hibernates). Then the cost of the next
  *    stanza on a hibernated stream (wake-up included) against the same stanza on an awake one.
+ * 4. The same round of one stanza per stream over 1000 streams whose parsers park in a shared
+ *    xml_pool_t after every read (as the gateway's workers do), against the awake streams of 3:
+ *    a few warm expat instances serve all the streams instead of each stream's own, cold one.
  *
  * usage: bench_stream [stanzas]   (default 400000)
  */
 #include "core/peer.h"
 #include "core/stream.h"
+#include "core/xml.h"
 
 #include <expat.h>
 #include <dlfcn.h>
@@ -162,10 +166,11 @@ static int feed_all(stream_t *s, const char *d, size_t n)
     return 0;
 }
 
-static stream_t *authenticated_stream(void)
+static stream_t *authenticated_stream(xml_pool_t *pool)
 {
     stream_config_t cfg;
     stream_config_default(&cfg);
+    cfg.xml_pool = pool;
     cfg.hosted = hosted;
     cfg.n_hosted = 1;
     cfg.secret = (const uint8_t *)"secret";
@@ -217,7 +222,7 @@ int main(int argc, char **argv)
     long reads = n / PER_READ;
     n = reads * PER_READ;
 
-    stream_t *s = authenticated_stream();
+    stream_t *s = authenticated_stream(NULL);
     if (!s) {
         fprintf(stderr, "could not authenticate the bench stream\n");
         return 1;
@@ -286,7 +291,7 @@ int main(int argc, char **argv)
     static stream_t *many[NSTREAMS];
     int64_t m0 = live_bytes;
     for (int i = 0; i < NSTREAMS; i++) {
-        many[i] = authenticated_stream();
+        many[i] = authenticated_stream(NULL);
         if (!many[i] || feed_all(many[i], one, sl) != 0)
             return 1;
         stream_trim(many[i]);
@@ -320,6 +325,40 @@ int main(int argc, char **argv)
     for (int i = 0; i < NSTREAMS; i++)
         stream_free(many[i]);
 
+    /* 4: pooled streams, parked after every read; the best of three rounds after one warm-up. */
+    xml_pool_t *pool;
+    if (xml_pool_new(&pool, 16, 0) != 0)
+        return 1;
+    m0 = live_bytes;
+    for (int i = 0; i < NSTREAMS; i++) {
+        many[i] = authenticated_stream(pool);
+        if (!many[i] || feed_all(many[i], one, sl) != 0)
+            return 1;
+        stream_trim(many[i]);
+        stream_park(many[i]);
+    }
+    int64_t parked_stream = (live_bytes - m0) / NSTREAMS;
+    double pooled_ns = 1e18;
+    uint64_t pooled_allocs = 0;
+    for (int round = 0; round < 4; round++) {
+        a0 = n_allocs;
+        t0 = now_s();
+        for (int i = 0; i < NSTREAMS; i++)
+            if (feed_all(many[i], one, sl) != 0 || !stream_park(many[i]))
+                return 1;
+        t1 = now_s();
+        double ns = (t1 - t0) * 1e9 / NSTREAMS;
+        if (round > 0 && ns < pooled_ns) {
+            pooled_ns = ns;
+            pooled_allocs = n_allocs - a0;
+        }
+    }
+    xml_pool_stats_t ps;
+    xml_pool_stats(pool, &ps);
+    for (int i = 0; i < NSTREAMS; i++)
+        stream_free(many[i]);
+    xml_pool_free(pool);
+
     printf("bench_stream: %ld stanzas of %zu bytes, %d per read, best of %d rounds, thread CPU "
            "time\n",
            n, sl, PER_READ, ROUNDS);
@@ -346,6 +385,12 @@ int main(int argc, char **argv)
     printf("  next stanza on a hibernated stream (wake-up included) %8.1f ns, %.1f allocations; "
            "on an awake stream %8.1f ns, %.1f allocations\n",
            wake_ns, (double)wake_allocs / NSTREAMS, awake_ns, (double)awake_allocs / NSTREAMS);
+    printf("  next stanza on a parked stream (expat lent by a pool) %8.1f ns, %.1f allocations: "
+           "%.2f x awake; pool lent %llu, built %llu, %u idle\n",
+           pooled_ns, (double)pooled_allocs / NSTREAMS, pooled_ns / awake_ns,
+           (unsigned long long)ps.lent, (unsigned long long)ps.built, ps.idle);
+    printf("  idle authenticated stream, parser parked: %lld bytes of heap (%.2f x awake)\n",
+           (long long)parked_stream, (double)parked_stream / (double)awake_stream);
     printf("  routed bytes %llu (serialized stanzas), guard %llu\n", (unsigned long long)routed,
            (unsigned long long)guard);
     free(read_buf);

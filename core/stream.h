@@ -167,6 +167,9 @@ typedef struct {
     bool direct_tls;  /* OUT: XEP-0368 connection, TLS is up before the first byte */
     bool verify_only; /* OUT: a stream only for db:verify; authenticates no pair */
     uint64_t now_ms;  /* creation time (monotonic ms): the establishment timer starts here */
+    /* Borrowed, may be NULL: the thread's spare parser instances (xml_pool_t in core/xml.h),
+       lent to this stream between stanzas; must outlive the stream. See stream_park(). */
+    struct xml_pool *xml_pool;
 } stream_config_t;
 
 /* Defaults: kind STREAM_IN, stream_limits_default(), "en", offer_bidi, serialize_stanzas. */
@@ -274,3 +277,7 @@ typedef struct {
 void stream_stats(const stream_t *s, stream_stats_t *out);
 /* Release buffer capacity beyond what an idle stream needs (call when the stream goes idle). */
 void stream_trim(stream_t *s);
+/* With cfg.xml_pool: when every action is taken and the parser rests between stanzas, hand its
+   expat instance back to the pool (xml_park()); the next bytes borrow one again. Call after each
+   batch of input and its actions. True when the stream holds no instance on return. */
+bool stream_park(stream_t *s);

@@ -625,6 +625,7 @@ int stream_new(stream_t **out, const stream_config_t *cfg)
     rc = xml_parser_new(&s->xml, &s->cfg.limits, on_event, s);
     if (rc != 0)
         goto fail;
+    xml_set_pool(s->xml, cfg->xml_pool);
     s->now = s->created = s->last_activity = s->last_sent = cfg->now_ms;
     *out = s;
     return 0;
@@ -1091,14 +1092,24 @@ void stream_stats(const stream_t *s, stream_stats_t *out)
     out->stanzas = s->nstanzas;
 }
 
-void stream_trim(stream_t *s)
+/* The parser stays paused on the last event it stopped at (every routed stanza) until the next
+   feed. On an open stream with every action taken and nothing awaited, nothing refers to that
+   event any more: end the pause so the parser can park, trim and hibernate. */
+static void release_idle(stream_t *s)
 {
-    /* The parser stays paused on the last event it stopped at (every routed stanza) until the
-       next feed. On an open stream with every action taken and nothing awaited, nothing refers
-       to that event any more: end the pause so the parser can trim and, idle for a whole trim
-       period, hibernate. */
     if (s->ring_count == 0 && !s->restart && !s->wait_event && s->state == STREAM_S_OPEN)
         xml_release(s->xml);
+}
+
+bool stream_park(stream_t *s)
+{
+    release_idle(s);
+    return xml_park(s->xml);
+}
+
+void stream_trim(stream_t *s)
+{
+    release_idle(s);
     xml_trim(s->xml);
     /* Idle streams keep small buffers only: the next stanza re-grows them once. */
     if (s->ring_count == 0 && s->out.cap > 4096) {
