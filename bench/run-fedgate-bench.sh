@@ -199,7 +199,7 @@ fi
 # The gateway's own stanza counters, to tell the generator's view from the gateway's.
 if command -v curl >/dev/null; then
     curl -s --max-time 2 "http://127.0.0.1:$metrics_port/metrics" |
-        grep -E '^fedgate_(stanzas|streams|queue|handshake|flow)[a-z_]*(\{[^}]*\})? [1-9]' | sed 's/^/gateway: /' || true
+        grep -E '^fedgate_(stanzas|streams|queue|handshake|flow|io|parser)[a-z_]*(\{[^}]*\})? [1-9]' | sed 's/^/gateway: /' || true
     # Whether the workers saw the churn: any policy refresh/recheck series the gateway exports.
     if [ -n "$churn_ms" ]; then
         curl -s --max-time 2 "http://127.0.0.1:$metrics_port/metrics" | grep -E '^fedgate_[a-z_]*(refresh|recheck|policy_gen|policy_change)' |

@@ -205,11 +205,25 @@ static void refresh_fire(timer_ent_t *t, void *arg)
     timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
 }
 
+/* The pool's counters as of now, into this worker's metric slots. */
+static void xpool_publish(gw_worker_t *k)
+{
+    if (!k->xpool)
+        return;
+    xml_pool_stats_t ps;
+    xml_pool_stats(k->xpool, &ps);
+    const int64_t v[4] = {(int64_t)ps.lent, (int64_t)ps.built, (int64_t)ps.dropped,
+                          (int64_t)ps.idle_bytes};
+    for (int i = 0; i < 4; i++)
+        metrics_set(k->gw->metrics, k->idx, k->gw->m_xpool[i], v[i]);
+}
+
 static void snap_fire(timer_ent_t *t, void *arg)
 {
     gw_worker_t *k = arg;
     gw_sess_trim(k);
     gw_sess_snapshot(k);
+    xpool_publish(k);
     timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_SNAP_MS * 1000000ull);
 }
 
@@ -264,6 +278,8 @@ void gw_worker_start(worker_t *w)
     if (rc != 0)
         log_error("worker %u: cannot read the ledger: %s (PublicUnverified contacts are refused)",
                   k->idx, fg_strerror(rc));
+    if (xml_pool_new(&k->xpool, GW_XML_POOL_IDLE, 0) != 0)
+        log_error("worker %u: out of memory for the parser pool (streams keep their own)", k->idx);
     worker_set_data(w, k);
     timer_init(&k->refresh, refresh_fire, k);
     timer_arm_at(worker_timers(w), &k->refresh, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
@@ -316,6 +332,7 @@ void gw_worker_stop(worker_t *w)
     xml_parser_free(k->bparser);
     stanza_arena_free(k->barena);
     buf_free(&k->bout);
+    xml_pool_free(k->xpool); /* after the streams it lends to */
     policy_reader_close(k->pol);
     tls_ctx_unref(k->tls);
     worker_set_data(w, NULL);

@@ -52,6 +52,9 @@
 /* Buckets of each worker's table of routable sessions (OUT streams by domain pair, components by
    domain): the stanza path finds its stream without walking every session. */
 #define GW_ROUTE_BUCKETS 4096
+/* Idle expat instances a worker keeps for its streams: one serves them all in turn; the rest
+   cover streams whose headers differ (components, odd namespace declarations). */
+#define GW_XML_POOL_IDLE 16
 /* xq message types. */
 enum {
     GW_MSG_DELIVER = 1,
@@ -127,6 +130,7 @@ typedef struct {
 
     /* Series registered at start. */
     int m_in, m_out, m_cross, m_refused_unknown, m_refused_limit;
+    int m_xpool[4]; /* parser pool: lent, built, dropped, idle bytes (set by each worker's snap) */
 } gw_t;
 
 struct gw_worker {
@@ -149,6 +153,9 @@ struct gw_worker {
     unsigned *nret;
     uint64_t next_id;
     uint8_t plain[16384]; /* TLS plaintext scratch */
+    /* Expat instances lent to this worker's streams between stanzas (core/xml.h), so a few warm
+       ones serve thousands of streams; NULL if it could not be made (each stream keeps its own). */
+    xml_pool_t *xpool;
     /* Bounces: a private parser turns a serialized stanza back into a tree, stanza_bounce() builds
        the error in barena, bout holds its bytes. */
     xml_parser_t *bparser;

@@ -102,6 +102,7 @@ int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out)
     cfg->secret_len = strlen(st->dialback_passphrase);
     cfg->random = random_fill;
     cfg->now_ms = gw_now_ms();
+    cfg->xml_pool = k->xpool;
     rc = stream_new(&s->st, cfg);
     if (rc != 0) {
         free(s);
@@ -980,6 +981,9 @@ static void on_data(conn_t *c, const uint8_t *data, size_t len)
         feed_cipher(s, data, len);
     else
         feed_plain(s, data, len);
+    /* Between stanzas the parser's expat instance goes back to the worker's pool. */
+    if (!s->dead)
+        stream_park(s->st);
 }
 
 static void kick_fire(timer_ent_t *t, void *arg)

@@ -465,6 +465,15 @@ int main(int argc, char **argv)
     gw->m_refused_limit =
         metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_streams_refused_total",
                          "reason=\"connection-limit\"", "Streams refused");
+    static const char xpool_help[] = "Parser instances a stream borrowed between stanzas: lent "
+                                     "an idle one, built one, dropped one on return";
+    static const char *const xpool_results[] = {"result=\"lent\"", "result=\"built\"",
+                                                "result=\"dropped\""};
+    for (int i = 0; i < 3; i++)
+        gw->m_xpool[i] = metrics_register(gw->metrics, METRIC_COUNTER, "fedgate_parser_pool_total",
+                                          xpool_results[i], xpool_help);
+    gw->m_xpool[3] = metrics_register(gw->metrics, METRIC_GAUGE, "fedgate_parser_pool_idle_bytes",
+                                      NULL, "Heap of the idle parser instances of all workers");
 
     gw->snap = calloc(nworkers, sizeof(*gw->snap));
     if (!gw->snap)
