@@ -32,6 +32,9 @@ typedef struct xml_expat {
     unsigned long salt;
     char *sig; /* pooled: the start tag it sits inside (synth_header), sig_len bytes */
     size_t sig_len;
+    /* With a pool: the stanza trees of the parser it is lent to are built here, so they are
+       written into memory as warm as the instance itself. NULL for a private instance. */
+    stanza_arena_t *arena;
 } xml_expat_t;
 
 struct xml_pool {
@@ -52,8 +55,10 @@ struct xml_parser {
     xml_handler_t handler;
     void *ctx;
 
-    stanza_arena_t *arena;
-    stanza_mark_t header_mark; /* arena position just above the stream header */
+    stanza_arena_t *own;       /* the header (and, without a pool, the stanzas above it) */
+    stanza_mark_t header_mark; /* own's position just above the stream header */
+    stanza_arena_t *arena;     /* where stanzas are built: own, or the lent instance's */
+    size_t arena_max;
     stanza_t *header;
     stanza_t *cur;       /* innermost open element of the current stanza */
     buf_t text;          /* character data not yet attached to cur */
@@ -397,6 +402,12 @@ static const struct {
     KNOWN(STANZA_NS_BIDI_FEAT), KNOWN(STANZA_NS_BIDI),
 };
 
+/* The arena of what is being built now: the header's own, a stanza's (which may be lent). */
+static stanza_arena_t *build_arena(const xml_parser_t *p)
+{
+    return p->depth == 0 ? p->own : p->arena;
+}
+
 static const char *intern_ns(xml_parser_t *p, const char *uri, size_t len)
 {
     if (len == 0)
@@ -404,7 +415,7 @@ static const char *intern_ns(xml_parser_t *p, const char *uri, size_t len)
     for (size_t i = 0; i < sizeof(known_ns) / sizeof(known_ns[0]); i++)
         if (known_ns[i].len == len && memcmp(known_ns[i].uri, uri, len) == 0)
             return known_ns[i].uri;
-    return stanza_arena_strndup(p->arena, uri, len);
+    return stanza_arena_strndup(build_arena(p), uri, len);
 }
 
 typedef struct {
@@ -472,10 +483,11 @@ static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char
         return;
     }
     stanza_nsdecl_t *d = &p->pd[p->npd];
-    d->prefix = prefix ? stanza_arena_strndup(p->arena, prefix, plen) : NULL;
+    stanza_arena_t *a = build_arena(p);
+    d->prefix = prefix ? stanza_arena_strndup(a, prefix, plen) : NULL;
     d->uri = uri ? intern_ns(p, uri, strlen(uri)) : "";
-    if (stanza_arena_error(p->arena)) {
-        fail_errno(p, stanza_arena_error(p->arena), "stanza tree over the memory limit");
+    if (stanza_arena_error(a)) {
+        fail_errno(p, stanza_arena_error(a), "stanza tree over the memory limit");
         return;
     }
     p->npd++;
@@ -484,7 +496,7 @@ static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char
 static stanza_t *build_element(xml_parser_t *p, const qname_t *q, const XML_Char **atts,
                                unsigned natts)
 {
-    stanza_arena_t *a = p->arena;
+    stanza_arena_t *a = build_arena(p);
     stanza_t *e = stanza_arena_alloc(a, sizeof(*e));
     if (!e)
         return NULL;
@@ -558,13 +570,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     p->npd = 0;
     if (!e) {
         if (!p->reason)
-            fail_errno(p, stanza_arena_error(p->arena), "stanza tree over the memory limit");
+            fail_errno(p, stanza_arena_error(build_arena(p)), "stanza tree over the memory limit");
         return;
     }
     p->depth++;
     if (level == 0) {
         p->header = e;
-        p->header_mark = stanza_arena_mark(p->arena);
+        p->header_mark = stanza_arena_mark(p->own);
         p->boundary = end;
         const char *db = stanza_decl(e, "db"), *st = stanza_decl(e, "stream");
         p->hdr_std_db = !db || strcmp(db, STANZA_NS_DIALBACK) == 0;
@@ -592,6 +604,15 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         p->cur->last = e;
     }
     p->cur = e;
+}
+
+/* Forget the last stanza's tree (the memory stays readable until something new is built). */
+static void stanza_done(xml_parser_t *p)
+{
+    if (p->arena == p->own)
+        stanza_arena_reset_to(p->own, p->header_mark);
+    else
+        stanza_arena_reset(p->arena);
 }
 
 static void XMLCALL on_end(void *ud, const XML_Char *name)
@@ -643,7 +664,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
                       .raw_portable = p->portable};
     emit(p, &ev, end);
     /* The stanza was borrowed until the handler returned; its memory serves the next one. */
-    stanza_arena_reset_to(p->arena, p->header_mark);
+    stanza_done(p);
 }
 
 static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
@@ -751,8 +772,21 @@ static void expat_free(xml_expat_t *e)
     tl_owner = e;
     XML_ParserFree(e->x);
     tl_owner = prev;
+    stanza_arena_free(e->arena);
     free(e->sig);
     free(e);
+}
+
+/* Heap an instance holds: expat's, its label and its arena. */
+static size_t expat_heap(const xml_expat_t *e)
+{
+    size_t n = sizeof(*e) + e->bytes + e->sig_len;
+    if (e->arena) {
+        stanza_arena_stats_t as;
+        stanza_arena_stats(e->arena, &as);
+        n += as.reserved;
+    }
+    return n;
 }
 
 /* A configured instance hashing with `salt`, its handlers working on p. NULL: out of memory. */
@@ -775,12 +809,25 @@ static xml_expat_t *expat_new(xml_parser_t *p, unsigned long salt)
     return e;
 }
 
+/* With a pool, stanzas are built in the instance's arena: made once per instance, bounded like
+   the parser's own. */
+static void lend_arena(xml_parser_t *p, xml_expat_t *e)
+{
+    if (!e->arena && stanza_arena_new(&e->arena, p->arena_max) < 0)
+        return; /* stay with the parser's own arena */
+    stanza_arena_set_max(e->arena, p->arena_max);
+    stanza_arena_reset(e->arena);
+    p->arena = e->arena;
+}
+
 /* p takes e; what e allocates from `mallocs0` on counts as p's. */
 static void attach(xml_parser_t *p, xml_expat_t *e, uint64_t mallocs0)
 {
     p->e = e;
     p->x = e->x;
     p->e_mallocs0 = mallocs0;
+    if (p->pool)
+        lend_arena(p, e);
 }
 
 static xml_expat_t *detach(xml_parser_t *p)
@@ -790,13 +837,16 @@ static xml_expat_t *detach(xml_parser_t *p)
         p->mallocs += e->mallocs - p->e_mallocs0;
     p->e = NULL;
     p->x = NULL;
+    p->arena = p->own;
     return e;
 }
 
 static void clear_state(xml_parser_t *p)
 {
-    stanza_arena_reset(p->arena);
-    p->header_mark = stanza_arena_mark(p->arena);
+    stanza_arena_reset(p->own);
+    if (p->arena != p->own)
+        stanza_arena_reset(p->arena);
+    p->header_mark = stanza_arena_mark(p->own);
     p->header = NULL;
     p->cur = NULL;
     buf_reset(&p->text);
@@ -871,9 +921,10 @@ int xml_parser_new(xml_parser_t **out, const stream_limits_t *limits, xml_handle
     /* A node costs about 100 bytes of tree whatever its size on the wire: a data form of short
        fields takes ~7 times its input size, nested `<a>x</a>` ~16 times. Sixteen times the input
        bound admits real stanzas and still caps a tree of empty elements (~25 times). */
-    size_t arena_max = (size_t)p->max_buffered * 16;
-    if ((ret = stanza_arena_new(&p->arena, arena_max)) < 0)
+    p->arena_max = (size_t)p->max_buffered * 16;
+    if ((ret = stanza_arena_new(&p->own, p->arena_max)) < 0)
         goto fail;
+    p->arena = p->own;
     buf_init(&p->text, p->max_buffered);
     /* An unfinished stanza plus the rest of the slice it ends in. */
     buf_init(&p->raw, (size_t)p->max_buffered + 2 * FEED_SLICE);
@@ -893,7 +944,7 @@ void xml_parser_free(xml_parser_t *p)
         return;
     expat_free(detach(p));
     free(p->sig);
-    stanza_arena_free(p->arena);
+    stanza_arena_free(p->own);
     buf_free(&p->text);
     buf_free(&p->raw);
     free(p->pd);
@@ -1062,7 +1113,10 @@ static bool ensure_sig(xml_parser_t *p)
    freeing the coldest. false when e is not worth keeping: the caller frees it. */
 static bool pool_put(xml_pool_t *pool, xml_expat_t *e, const char *sig, size_t len)
 {
-    if (e->bytes > pool->max_bytes)
+    /* What a large stanza left in its arena is not worth keeping warm. */
+    if (e->arena)
+        stanza_arena_trim(e->arena);
+    if (expat_heap(e) > pool->max_bytes)
         goto drop;
     if (!e->sig) {
         e->sig = malloc(len);
@@ -1127,7 +1181,7 @@ bool xml_hibernate(xml_parser_t *p)
             return false;
         release(p);
     }
-    stanza_arena_trim_to(p->arena, p->header_mark);
+    stanza_arena_trim_to(p->own, p->header_mark);
     buf_free(&p->text);
     buf_free(&p->raw);
     p->raw_base = p->fed;
@@ -1228,7 +1282,9 @@ void xml_trim(xml_parser_t *p)
     if (p->fed == p->trim_fed && xml_hibernate(p))
         return;
     p->trim_fed = p->fed;
-    stanza_arena_trim_to(p->arena, p->header_mark);
+    stanza_arena_trim_to(p->own, p->header_mark);
+    if (p->arena != p->own)
+        stanza_arena_trim(p->arena);
     if (p->text.len == 0)
         buf_free(&p->text);
     if (p->raw.len == 0)
@@ -1238,10 +1294,9 @@ void xml_trim(xml_parser_t *p)
 void xml_stats(const xml_parser_t *p, xml_stats_t *out)
 {
     stanza_arena_stats_t as;
-    stanza_arena_stats(p->arena, &as);
-    out->bytes = sizeof(*p) + (p->e ? sizeof(*p->e) + p->e->bytes + p->e->sig_len : 0) +
-                 p->sig_len + as.reserved + p->text.cap + p->raw.cap +
-                 (p->pd ? sizeof(*p->pd) * pd_count(p) : 0);
+    stanza_arena_stats(p->own, &as);
+    out->bytes = sizeof(*p) + (p->e ? expat_heap(p->e) : 0) + p->sig_len + as.reserved +
+                 p->text.cap + p->raw.cap + (p->pd ? sizeof(*p->pd) * pd_count(p) : 0);
     out->mallocs = p->mallocs + (p->e ? p->e->mallocs - p->e_mallocs0 : 0) + as.mallocs;
     out->stanzas = p->stanzas;
     out->wakes = p->wakes;
@@ -1390,7 +1445,7 @@ void xml_pool_stats(const xml_pool_t *pool, xml_pool_stats_t *out)
     memset(out, 0, sizeof(*out));
     out->idle = pool->n;
     for (unsigned i = 0; i < pool->n; i++)
-        out->idle_bytes += sizeof(*pool->idle[i]) + pool->idle[i]->bytes + pool->idle[i]->sig_len;
+        out->idle_bytes += expat_heap(pool->idle[i]);
     out->lent = pool->lent;
     out->built = pool->built;
     out->dropped = pool->dropped;
@@ -1399,4 +1454,6 @@ void xml_pool_stats(const xml_pool_t *pool, xml_pool_stats_t *out)
 void xml_set_pool(xml_parser_t *p, xml_pool_t *pool)
 {
     p->pool = pool;
+    if (pool && p->e && p->arena == p->own)
+        lend_arena(p, p->e);
 }
