@@ -221,10 +221,9 @@ static void xpool_publish(gw_worker_t *k)
 static void snap_fire(timer_ent_t *t, void *arg)
 {
     gw_worker_t *k = arg;
-    gw_sess_trim(k);
-    gw_sess_snapshot(k);
-    xpool_publish(k);
-    timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_SNAP_MS * 1000000ull);
+    if (gw_sess_sweep(k, timer_now_ns()))
+        xpool_publish(k);
+    timer_arm_at(worker_timers(k->w), t, timer_now_ns() + GW_SWEEP_STEP_MS * 1000000ull);
 }
 
 void gw_streams_collect(void *arg, buf_t *out)
@@ -283,8 +282,9 @@ void gw_worker_start(worker_t *w)
     worker_set_data(w, k);
     timer_init(&k->refresh, refresh_fire, k);
     timer_arm_at(worker_timers(w), &k->refresh, timer_now_ns() + GW_REFRESH_MS * 1000000ull);
+    buf_init(&k->snap_next, GW_SNAP_MAX);
     timer_init(&k->snap_tmr, snap_fire, k);
-    timer_arm_at(worker_timers(w), &k->snap_tmr, timer_now_ns() + GW_SNAP_MS * 1000000ull);
+    timer_arm_at(worker_timers(w), &k->snap_tmr, timer_now_ns() + GW_SWEEP_STEP_MS * 1000000ull);
 }
 
 void gw_worker_stop(worker_t *w)
@@ -333,6 +333,7 @@ void gw_worker_stop(worker_t *w)
     stanza_arena_free(k->barena);
     buf_free(&k->bout);
     xml_pool_free(k->xpool); /* after the streams it lends to */
+    buf_free(&k->snap_next);
     policy_reader_close(k->pol);
     tls_ctx_unref(k->tls);
     worker_set_data(w, NULL);

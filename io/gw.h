@@ -45,8 +45,12 @@
 #define GW_SNAP_MAX (2u << 20)
 /* Bytes of a /metrics body past which stream tables are left out (mhttp's body bound is 4 MiB). */
 #define GW_SNAP_SCRAPE_MAX (3u << 20)
-/* How often workers publish their stream table (ms). */
-#define GW_SNAP_MS 1000
+/* How often workers trim their sessions and publish their stream table (ms): a sweep over the
+   sessions, done in steps of at most 1/GW_SWEEP_STEPS of them every GW_SWEEP_STEP_MS, so no loop
+   iteration stalls for the whole table (1000 sessions took ~1 ms in one go). */
+#define GW_SNAP_MS       1000
+#define GW_SWEEP_STEP_MS 100
+#define GW_SWEEP_STEPS   8
 /* Partners whose last failure is remembered for /metrics. */
 #define GW_FAIL_MAX 512
 /* Buckets of each worker's table of routable sessions (OUT streams by domain pair, components by
@@ -119,8 +123,9 @@ typedef struct {
     } fail[GW_FAIL_MAX];
     unsigned nfail;
 
-    /* Each worker's stream table, rebuilt by that worker every GW_SNAP_MS and read by /metrics
-       scrapes (on another worker): one mutex per worker, held only to copy. Owned by main. */
+    /* Each worker's stream table, rebuilt by that worker's sweep every GW_SNAP_MS and read by
+       /metrics scrapes (on another worker): one mutex per worker, held only to copy. Owned by main.
+     */
     struct gw_snap {
         pthread_mutex_t mu;
         buf_t text;
@@ -142,7 +147,15 @@ struct gw_worker {
     dns_t *dns;
     timer_ent_t refresh;
     timer_ent_t snap_tmr;
-    gw_sess_t *sessions;  /* every live session of this worker */
+    gw_sess_t *sessions; /* every live session of this worker */
+    unsigned nsess;
+    /* The sweep in progress (gw_sess_sweep): the next session, how many a step takes, the stream
+       table being built, when the next sweep starts. */
+    gw_sess_t *sweep;
+    unsigned sweep_budget;
+    bool sweeping;
+    buf_t snap_next;
+    uint64_t sweep_next_ns;
     gw_sess_t *pout_head; /* sessions with plaintext to encrypt before the next send */
     gw_sess_t *route_tab[GW_ROUTE_BUCKETS];
     /* Cross-worker stanza blocks (gw_route.h): this worker's pool, and per origin worker the

@@ -130,6 +130,7 @@ int gw_sess_new(gw_worker_t *k, stream_config_t *cfg, gw_sess_t **out)
     if (k->sessions)
         k->sessions->prev = s;
     k->sessions = s;
+    k->nsess++;
     *out = s;
     return 0;
 }
@@ -234,12 +235,15 @@ static void sess_free(gw_sess_t *s)
     for (gw_sess_t *o = s->is_retry ? k->sessions : NULL; o; o = o->next)
         if (o->retry == s)
             o->retry = NULL;
+    if (k->sweep == s)
+        k->sweep = s->next;
     if (s->prev)
         s->prev->next = s->next;
     else
         k->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    k->nsess--;
     pout_unlist(s);
     stream_free(s->st);
     tls_conn_free(s->tls);
@@ -1266,31 +1270,75 @@ void gw_sess_recheck(gw_worker_t *k)
     }
 }
 
-void gw_sess_snapshot(gw_worker_t *k)
+/* The session's line of the stream table; a full table leaves it out (a partial table beats
+   none). */
+static void snap_line(gw_sess_t *s, buf_t *out)
 {
-    struct gw_snap *sn = &k->gw->snap[k->idx];
     char line[1024], part[STREAM_DOMAIN_MAX * 2 + 1], loc[STREAM_DOMAIN_MAX * 2 + 1],
         rem[STREAM_DOMAIN_MAX * 2 + 1];
-    pthread_mutex_lock(&sn->mu);
-    buf_reset(&sn->text);
-    for (gw_sess_t *s = k->sessions; s; s = s->next) {
+    const char *tv = s->tls && s->tls_up ? tls_conn_version(s->tls) : NULL;
+    metrics_escape_label(s->partner, part, sizeof(part));
+    metrics_escape_label(s->local, loc, sizeof(loc));
+    metrics_escape_label(s->remote, rem, sizeof(rem));
+    int n = snprintf(line, sizeof(line),
+                     "fedgate_stream_info{id=\"%llx\",dir=\"%s\",partner=\"%s\","
+                     "local=\"%s\",remote=\"%s\",state=\"%s\",auth=\"%s\",tls=\"%s\"} "
+                     "%llu\n",
+                     (unsigned long long)sess_cid(s), kind_name(s), part, loc, rem,
+                     stream_state_name(stream_state(s->st)), stream_auth_name(s->auth),
+                     tv ? tv : "none", (unsigned long long)s->since_unix);
+    if (n > 0 && (size_t)n < sizeof(line))
+        (void)buf_append(out, line, (size_t)n);
+}
+
+/* Idle streams give back buffer capacity a burst made them grow, so 15,000 idle streams stay
+   small. Active ones regrow it, at most once a sweep each. */
+static void trim_one(gw_sess_t *s)
+{
+    if (stream_state(s->st) == STREAM_S_OPEN)
+        stream_trim(s->st);
+    gw_flow_trim(s);
+    if (s->pin.len == 0 && s->pin.cap > 0) {
+        buf_free(&s->pin);
+        buf_init(&s->pin, GW_PIN_MAX);
+    }
+    if (s->pout.len == 0 && s->pout.cap > 0) {
+        buf_free(&s->pout);
+        buf_init(&s->pout, GW_POUT_MAX);
+    }
+}
+
+bool gw_sess_sweep(gw_worker_t *k, uint64_t now_ns)
+{
+    if (!k->sweeping) {
+        if (now_ns < k->sweep_next_ns)
+            return false;
+        k->sweep_next_ns = now_ns + GW_SNAP_MS * 1000000ull;
+        k->sweeping = true;
+        k->sweep = k->sessions;
+        k->sweep_budget = k->nsess / GW_SWEEP_STEPS + 1;
+        buf_reset(&k->snap_next);
+    }
+    for (unsigned n = 0; k->sweep && n < k->sweep_budget; n++) {
+        gw_sess_t *s = k->sweep;
+        k->sweep = s->next;
         if (s->dead)
             continue;
-        const char *tv = s->tls && s->tls_up ? tls_conn_version(s->tls) : NULL;
-        metrics_escape_label(s->partner, part, sizeof(part));
-        metrics_escape_label(s->local, loc, sizeof(loc));
-        metrics_escape_label(s->remote, rem, sizeof(rem));
-        int n = snprintf(line, sizeof(line),
-                         "fedgate_stream_info{id=\"%llx\",dir=\"%s\",partner=\"%s\","
-                         "local=\"%s\",remote=\"%s\",state=\"%s\",auth=\"%s\",tls=\"%s\"} "
-                         "%llu\n",
-                         (unsigned long long)sess_cid(s), kind_name(s), part, loc, rem,
-                         stream_state_name(stream_state(s->st)), stream_auth_name(s->auth),
-                         tv ? tv : "none", (unsigned long long)s->since_unix);
-        if (n > 0 && (size_t)n < sizeof(line) && buf_append(&sn->text, line, (size_t)n) != 0)
-            break; /* bounded: a partial table beats none */
+        trim_one(s);
+        snap_line(s, &k->snap_next);
     }
+    if (k->sweep)
+        return false;
+    /* Sessions opened during the sweep are in the next one. Publish by swapping buffers: the
+       scrape's lock is held for no copy. */
+    k->sweeping = false;
+    struct gw_snap *sn = &k->gw->snap[k->idx];
+    pthread_mutex_lock(&sn->mu);
+    buf_t t = sn->text;
+    sn->text = k->snap_next;
+    k->snap_next = t;
     pthread_mutex_unlock(&sn->mu);
+    return true;
 }
 
 bool gw_sess_congested(const gw_sess_t *s, size_t len)
@@ -1300,25 +1348,4 @@ bool gw_sess_congested(const gw_sess_t *s, size_t len)
     size_t pending = s->tls ? tls_conn_cipher_pending(s->tls) + s->pout.len : 0;
     /* Room for the stanza, TLS record overhead and what TLS still holds. */
     return conn_send_space(s->conn) < len + pending + 4096;
-}
-
-void gw_sess_trim(gw_worker_t *k)
-{
-    /* Once a second: idle streams give back buffer capacity a burst made them grow, so 15,000
-       idle streams stay small. Active ones regrow it, at most once a second each. */
-    for (gw_sess_t *s = k->sessions; s; s = s->next) {
-        if (s->dead)
-            continue;
-        if (stream_state(s->st) == STREAM_S_OPEN)
-            stream_trim(s->st);
-        gw_flow_trim(s);
-        if (s->pin.len == 0 && s->pin.cap > 0) {
-            buf_free(&s->pin);
-            buf_init(&s->pin, GW_PIN_MAX);
-        }
-        if (s->pout.len == 0 && s->pout.cap > 0) {
-            buf_free(&s->pout);
-            buf_init(&s->pout, GW_POUT_MAX);
-        }
-    }
 }

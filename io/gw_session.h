@@ -122,12 +122,13 @@ void gw_sess_hold(gw_sess_t *s);
 /* Flow control resumed s (gw_flow.h): receive again, and feed what is already buffered from the
    worker loop (not from inside the caller, which may be another stream's delivery). */
 void gw_sess_resume(gw_sess_t *s);
-/* Release buffer capacity idle sessions of k no longer need. */
-void gw_sess_trim(gw_worker_t *k);
+/* One step of the sweep over k's sessions (call every GW_SWEEP_STEP_MS): a new sweep starts
+   every GW_SNAP_MS; each step takes the next 1/GW_SWEEP_STEPS of the sessions there were when it
+   started, releases buffer capacity idle ones no longer need and writes their stream table line;
+   the last step publishes the table (gw_t.snap[k->idx]). True when it did. */
+bool gw_sess_sweep(gw_worker_t *k, uint64_t now_ns);
 /* Before the worker sends (its on_flush): every TLS session's plaintext of this iteration becomes
    one record (or a few, 16 KiB each) in its send queue. */
 void gw_sess_seal_all(worker_t *w);
-/* Rebuild k's stream table snapshot (gw_t.snap[k->idx]). */
-void gw_sess_snapshot(gw_worker_t *k);
 /* Re-check open partner streams against the current policy snapshot (DESIGN.md §4). */
 void gw_sess_recheck(gw_worker_t *k);

@@ -22,7 +22,10 @@ Phases (N messages each, from both partners, counted by body over every connecti
      a fourth (worker 1) and the first closed: the third still serves worker 0, nothing crosses;
   4. a reply from the component over each remaining connection reaches both partner users;
   3. no connection left: a message is bounced to its sender with service-unavailable.
-Any error bounced to a partner user in phases 1-2 fails the test.
+Any error bounced to a partner user in phases 1-2 fails the test. After phase 1 the live stream
+table (fedgate_stream_info, built by each worker's stepped sweep) must list both component
+connections and both partners' inbound TLS streams, and the parser pool must have lent instances;
+after the owner's connection closes, the table must drop it.
 
 How it fails: a worker that ignored its own connection (always posting to the owner) makes the
 cross-worker count grow in phase 1; an owner that is not handed over when its last connection
@@ -109,6 +112,28 @@ class Conns:
         before = self.open_components()
         c.disconnect()
         wait_count(self.open_components, before - 1, "open component connections")
+
+
+def stream_table(gw):
+    """The live stream table from /metrics: the labels of each fedgate_stream_info series."""
+    return [dict(re.findall(r'(\w+)="([^"]*)"', line[:line.index("}")]))
+            for line in gwlab.metrics(gw).splitlines() if line.startswith("fedgate_stream_info{")]
+
+
+def wait_table(gw, pred, what, timeout=4):
+    """The stream table once pred(rows) holds; the sweep publishes it once a second."""
+    end = time.monotonic() + timeout
+    while True:
+        rows = stream_table(gw)
+        if pred(rows):
+            return rows
+        if time.monotonic() > end:
+            raise AssertionError(f"{what}: {rows}")
+        time.sleep(0.1)
+
+
+def comp_rows(rows):
+    return [r for r in rows if r["dir"] == "component"]
 
 
 def pump_until(xmpp, pred, timeout):
@@ -204,7 +229,23 @@ def main(fg, admin):
             f"{CROSS} grew by {metric_sum(gw, CROSS) - cross} with a connection on each worker"
         step(f"phase 1: {N} messages, each once, on its own worker's connection, none crossed")
 
+        rows = wait_table(gw, lambda r: len(comp_rows(r)) == 2 and {x["partner"] for x in r if
+                                                                    x["dir"] == "in"} >= {
+            "a.example", "b.example"}, "stream table with 2 component and 2 partner streams")
+        for r in rows:
+            assert r["state"] == "open", r
+            assert r["tls"].startswith("TLSv1.") if r["dir"] == "in" else r["tls"] == "none", r
+        def lent():
+            return metric_sum(gw, "fedgate_parser_pool_total", 'result="lent"', required=False)
+        wait_count(lambda: lent() > 0, True, "parser instances lent")
+        workers = sorted(int(r["id"], 16) >> 56 for r in comp_rows(rows))
+        step(f"stream table: {len(rows)} streams, components on workers {workers}; "
+             f"the parser pool lent {lent()} instances")
+
         conns.disconnect(c2)
+        rows = wait_table(gw, lambda r: len(comp_rows(r)) == 1, "stream table after a component "
+                          "connection closed")
+        assert int(comp_rows(rows)[0]["id"], 16) >> 56 == 0, rows
         cross = metric_sum(gw, CROSS)
         sent = deliver(lab, users, [c1], "phase2a", lambda u: c1)
         crossed = sum(n for j, n in sent.items() if where[j] == 1)
