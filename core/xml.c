@@ -41,7 +41,6 @@ struct xml_pool {
     xml_expat_t **idle; /* a stack: the top was returned last and is the warmest */
     unsigned n, max;
     size_t max_bytes;
-    unsigned long salt; /* for the instances it builds */
     uint64_t lent, built, dropped;
 };
 

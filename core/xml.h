@@ -159,12 +159,13 @@ void xml_trim(xml_parser_t *p);
 bool xml_release(xml_parser_t *p);
 
 /*
- * Give back nearly everything an idle open stream holds: expat's instance, the arena's blocks
- * above the header, the text, raw and declaration scratch. What remains is the parser struct, the
- * arena block holding the header (xml_stream_header() stays valid) and the limits. The next
- * xml_feed() with bytes rebuilds expat with the same settings (fresh hash salt) and replays a
- * start tag with the header's name and namespace declarations, without an event; events, byte
- * counts, `consumed` and raw bytes are then exactly as without hibernation.
+ * Give back nearly everything an idle open stream holds: expat's instance (to the pool, with one:
+ * xml_set_pool()), the arena's blocks above the header, the text, raw and declaration scratch.
+ * What remains is the parser struct, the arena block holding the header (xml_stream_header()
+ * stays valid) and the limits. The next xml_feed() with bytes borrows an instance from the pool or
+ * rebuilds one with the same settings and hash salt, replaying a start tag with the header's name
+ * and namespace declarations, without an event; events, byte counts, `consumed` and raw bytes are
+ * then exactly as without hibernation.
  * Refused (returns false, changes nothing) unless the stream header was delivered and not
  * closed, no stanza is open, the parser is neither paused nor failed, and expat holds no
  * unfinished token (every byte fed so far ended in a complete event or keepalive). True when the
@@ -205,7 +206,9 @@ typedef struct {
     uint64_t dropped;  /* instances freed on return: pool full or instance over max_bytes */
 } xml_pool_stats_t;
 void xml_pool_stats(const xml_pool_t *pool, xml_pool_stats_t *out);
-/* Lend from (and park into) `pool` from now on; NULL returns to a private instance per parser. */
+/* Lend from (and park into) `pool` from now on; NULL returns to a private instance per parser.
+   Call before the first xml_feed() or while the parser rests between stanzas: with a pool,
+   stanza trees are built in the arena of the instance held. */
 void xml_set_pool(xml_parser_t *p, xml_pool_t *pool);
 /*
  * With a pool: hand the expat instance back to it, and nothing else (the arena, text and raw

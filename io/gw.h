@@ -123,9 +123,8 @@ typedef struct {
     } fail[GW_FAIL_MAX];
     unsigned nfail;
 
-    /* Each worker's stream table, rebuilt by that worker's sweep every GW_SNAP_MS and read by
-       /metrics scrapes (on another worker): one mutex per worker, held only to copy. Owned by main.
-     */
+    /* Each worker's stream table, rebuilt by its sweep every GW_SNAP_MS and read by /metrics
+       scrapes (on another thread): a mutex per worker, held only to swap or copy. Owned by main. */
     struct gw_snap {
         pthread_mutex_t mu;
         buf_t text;
@@ -135,7 +134,7 @@ typedef struct {
 
     /* Series registered at start. */
     int m_in, m_out, m_cross, m_refused_unknown, m_refused_limit;
-    int m_xpool[4]; /* parser pool: lent, built, dropped, idle bytes (set by each worker's snap) */
+    int m_xpool[4]; /* parser pool: lent, built, dropped, idle bytes (set when a sweep ends) */
 } gw_t;
 
 struct gw_worker {
