@@ -68,6 +68,7 @@ typedef struct {
 typedef struct {
     int fd;       /* -1: not opened, or closed by the gateway */
     WOLFSSL *ssl; /* --component-tls */
+    uint64_t kts; /* TLS: kernel arrival time of the newest segment wolfSSL has read */
     size_t len;
     char buf[BENCH_SINK_RBUF];
 } sink_conn_t;
@@ -97,6 +98,7 @@ typedef struct {
     int sink_stall_ms;
     int sink_conns;
     int tick_us;       /* a paced sender wakes at most this often and sends what fell due */
+    int sink_tick_us;  /* 0: the sink waits in poll(); else it reads this often (see sink_thread) */
     int component_tls; /* the sink's connections use TLS from the first byte */
 } bench_opts_t;
 
@@ -116,6 +118,7 @@ static bench_opts_t g_opt = {
     .size = 400,
     .sink_conns = 1,
     .tick_us = 100,
+    .sink_tick_us = 100,
 };
 
 static WOLFSSL_CTX *g_ctx[BENCH_MAX_PARTNERS];
@@ -583,6 +586,30 @@ static uint64_t kernel_arrival(struct msghdr *mh, uint64_t t)
     return t;
 }
 
+/* wolfSSL's reads on a TLS sink connection: the same recvmsg() as a plain one, so its records
+   get the kernel's arrival time too (in kts), not the time the sink thread got a core. */
+static int sink_tls_recv(WOLFSSL *ssl, char *buf, int sz, void *ctx)
+{
+    (void)ssl;
+    sink_conn_t *s = ctx;
+    char cbuf[CMSG_SPACE(sizeof(struct timespec))];
+    struct iovec iov = {.iov_base = buf, .iov_len = (size_t)sz};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    ssize_t r = recvmsg(s->fd, &mh, MSG_DONTWAIT);
+    if (r > 0) {
+        s->kts = kernel_arrival(&mh, now_ns());
+        return (int)r;
+    }
+    if (r == 0)
+        return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    if (errno == EINTR)
+        return WOLFSSL_CBIO_ERR_ISR;
+    return errno == ECONNRESET ? WOLFSSL_CBIO_ERR_CONN_RST : WOLFSSL_CBIO_ERR_GENERAL;
+}
+
 /* The component sink: counts and timestamps every stanza the gateway delivers, on any of the
    --sink-conns connections. One thread polls them all, so g_hist and the counters keep a single
    writer; each connection has its own buffer because a marker may be split between two reads of
@@ -591,17 +618,30 @@ static void *sink_thread(void *arg)
 {
     (void)arg;
     struct pollfd pfd[BENCH_MAX_SINK_CONNS];
-    int n = g_opt.sink_conns, live = n;
+    int n = g_opt.sink_conns, live = n, idle_ticks = 0;
     bool stalled = false;
     while (live > 0) {
         for (int k = 0; k < n; k++)
             pfd[k] = (struct pollfd){.fd = g_sink[k].fd, .events = POLLIN};
-        if (poll(pfd, (nfds_t)n, -1) < 0) {
+        /* --sink-tick-us: look every tick instead of waiting in poll(). On loopback the sender
+           of a segment pays for waking its reader, which a component on another host would not
+           cost the gateway; a reader that is not waiting is not woken. Stanzas keep their kernel
+           arrival time, so the latency measured is the same. After a second without data the
+           sink waits in poll() again (a stalled or idle gateway costs no ticks). */
+        int timeout = -1;
+        if (g_opt.sink_tick_us > 0 &&
+            (uint64_t)idle_ticks * (uint64_t)g_opt.sink_tick_us < 1000000) {
+            sleep_ns((uint64_t)g_opt.sink_tick_us * 1000u);
+            timeout = 0;
+        }
+        int pr = poll(pfd, (nfds_t)n, timeout);
+        if (pr < 0) {
             if (errno == EINTR)
                 continue;
             fprintf(stderr, "fedgate-bench: component sink poll: %s\n", strerror(errno));
             break;
         }
+        idle_ticks = pr == 0 ? idle_ticks + 1 : 0;
         /* --sink-stall-ms: a component that stops reading when the run starts, so the gateway
            must hold the sources back (flow control) rather than bounce or drop. Checked between
            the wait and the reads, so no connection is read from the run's first stanza until the
@@ -616,14 +656,13 @@ static void *sink_thread(void *arg)
             if (s->fd < 0 || !(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             if (s->ssl) {
-                /* Every record the socket holds, so nothing waits decrypted behind poll(). No
-                   kernel time stamp here: wolfSSL does the reads. */
+                /* Every record the socket holds, so nothing waits decrypted behind poll(). */
                 int r;
                 while ((r = wolfSSL_read(s->ssl, s->buf + s->len, (int)(sizeof s->buf - s->len))) >
                        0) {
                     s->len += (size_t)r;
                     uint64_t t = now_ns();
-                    sink_scan(s, t, t);
+                    sink_scan(s, t, s->kts && s->kts <= t ? s->kts : t);
                 }
                 int e = wolfSSL_get_error(s->ssl, r);
                 if (e == WOLFSSL_ERROR_WANT_READ || e == WOLFSSL_ERROR_WANT_WRITE)
@@ -730,6 +769,9 @@ static int sink_connect(int k)
     if (c->ssl) {
         fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
         wolfSSL_set_using_nonblock(c->ssl, 1);
+        g_sink[k].kts = 0;
+        wolfSSL_SSLSetIORecv(c->ssl, sink_tls_recv);
+        wolfSSL_SetIOReadCtx(c->ssl, &g_sink[k]);
     }
     c->fd = -1;
     c->ssl = NULL;
@@ -931,37 +973,21 @@ static void usage(void)
             "         [--baseline-secs S] [--baseline-rate R] [--threads T] [--open-threads T]\n"
             "         [--size BYTES] [--host IP] [--port P] [--direct-tls] [--component-port P]\n"
             "         [--gateway-pid PID] [--hold-secs S] [--metrics-port P] [--sink-stall-ms MS]\n"
-            "         [--sink-conns N] [--tick-us US] [--component-tls]\n");
+            "         [--sink-conns N] [--tick-us US] [--sink-tick-us US] [--component-tls]\n");
 }
 
 static int load_opts(int argc, char **argv)
 {
-    static const struct option lo[] = {{"host", 1, 0, 'H'},
-                                       {"port", 1, 0, 'p'},
-                                       {"direct-tls", 0, 0, 'D'},
-                                       {"component-port", 1, 0, 'c'},
-                                       {"secret-file", 1, 0, 's'},
-                                       {"domain", 1, 0, 'd'},
-                                       {"partner-fmt", 1, 0, 'f'},
-                                       {"cert-dir", 1, 0, 'C'},
-                                       {"ca", 1, 0, 'a'},
-                                       {"partners", 1, 0, 'm'},
-                                       {"streams", 1, 0, 'n'},
-                                       {"rate", 1, 0, 'r'},
-                                       {"duration", 1, 0, 't'},
-                                       {"baseline-secs", 1, 0, 'b'},
-                                       {"baseline-rate", 1, 0, 'B'},
-                                       {"gateway-pid", 1, 0, 'g'},
-                                       {"threads", 1, 0, 'T'},
-                                       {"open-threads", 1, 0, 'O'},
-                                       {"size", 1, 0, 'z'},
-                                       {"hold-secs", 1, 0, 'h'},
-                                       {"metrics-port", 1, 0, 'M'},
-                                       {"sink-stall-ms", 1, 0, 'S'},
-                                       {"sink-conns", 1, 0, 'K'},
-                                       {"tick-us", 1, 0, 'k'},
-                                       {"component-tls", 0, 0, 'Y'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"host", 1, 0, 'H'},           {"port", 1, 0, 'p'},          {"direct-tls", 0, 0, 'D'},
+        {"component-port", 1, 0, 'c'}, {"secret-file", 1, 0, 's'},   {"domain", 1, 0, 'd'},
+        {"partner-fmt", 1, 0, 'f'},    {"cert-dir", 1, 0, 'C'},      {"ca", 1, 0, 'a'},
+        {"partners", 1, 0, 'm'},       {"streams", 1, 0, 'n'},       {"rate", 1, 0, 'r'},
+        {"duration", 1, 0, 't'},       {"baseline-secs", 1, 0, 'b'}, {"baseline-rate", 1, 0, 'B'},
+        {"gateway-pid", 1, 0, 'g'},    {"threads", 1, 0, 'T'},       {"open-threads", 1, 0, 'O'},
+        {"size", 1, 0, 'z'},           {"hold-secs", 1, 0, 'h'},     {"metrics-port", 1, 0, 'M'},
+        {"sink-stall-ms", 1, 0, 'S'},  {"sink-conns", 1, 0, 'K'},    {"tick-us", 1, 0, 'k'},
+        {"sink-tick-us", 1, 0, 'j'},   {"component-tls", 0, 0, 'Y'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -1037,6 +1063,9 @@ static int load_opts(int argc, char **argv)
         case 'k':
             g_opt.tick_us = atoi(optarg);
             break;
+        case 'j':
+            g_opt.sink_tick_us = atoi(optarg);
+            break;
         case 'Y':
             g_opt.component_tls = 1;
             break;
@@ -1051,7 +1080,8 @@ static int load_opts(int argc, char **argv)
         g_opt.size < 100 || g_opt.size > 3000 || g_opt.hold_secs < 0 || g_opt.hold_secs > 3600 ||
         g_opt.metrics_port < 0 || g_opt.metrics_port > 65535 || g_opt.sink_stall_ms < 0 ||
         g_opt.sink_stall_ms > 600000 || g_opt.sink_conns < 1 ||
-        g_opt.sink_conns > BENCH_MAX_SINK_CONNS || g_opt.tick_us < 0 || g_opt.tick_us > 100000)
+        g_opt.sink_conns > BENCH_MAX_SINK_CONNS || g_opt.tick_us < 0 || g_opt.tick_us > 100000 ||
+        g_opt.sink_tick_us < 0 || g_opt.sink_tick_us > 100000)
         return -EINVAL;
     return 0;
 }
