@@ -623,11 +623,11 @@ static void *sink_thread(void *arg)
     while (live > 0) {
         for (int k = 0; k < n; k++)
             pfd[k] = (struct pollfd){.fd = g_sink[k].fd, .events = POLLIN};
-        /* --sink-tick-us: look every tick instead of waiting in poll(). On loopback the sender
-           of a segment pays for waking its reader, which a component on another host would not
-           cost the gateway; a reader that is not waiting is not woken. Stanzas keep their kernel
-           arrival time, so the latency measured is the same. After a second without data the
-           sink waits in poll() again (a stalled or idle gateway costs no ticks). */
+        /* --sink-tick-us: look every tick instead of waiting in poll(). Waiting, the sink was
+           woken by each of the gateway's sends (0.3-0.4 per stanza), CPU the generator takes from
+           the cores it shares with the gateway; a reader that is not waiting is not woken.
+           Stanzas keep their kernel arrival time, so the latency measured is the same. After a
+           second without data the sink waits in poll() again (an idle gateway costs no ticks). */
         int timeout = -1;
         if (g_opt.sink_tick_us > 0 &&
             (uint64_t)idle_ticks * (uint64_t)g_opt.sink_tick_us < 1000000) {
